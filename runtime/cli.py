@@ -1,0 +1,115 @@
+"""``python -m runtime``: the command line. Parsing, dispatch and exit codes only.
+
+Exit codes: 0 success, 1 the step or service reported an error, 2 bad input (arguments,
+files, settings, component.json), never a traceback for any of those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from runtime.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _add_component_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--component",
+        metavar="DIR",
+        help="the component's folder (default: the working folder, or "
+        "ELASTICIO_COMPONENT_PATH under it)",
+    )
+
+
+def _add_log_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console", "auto"],
+        help="log lines as JSON or for people (default: LOG_FORMAT, else console in a "
+        "terminal and JSON elsewhere)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m runtime",
+        description="Run and check integration components (elastic.io sailor protocol).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    run_one = commands.add_parser(
+        "exec",
+        help="run one step locally on a message and print its events as JSON lines",
+        description="Run one trigger or action of the component on a message from a file and "
+        "print every event it emits as one JSON line on stdout (logs go to stderr). "
+        "Exit code 0 when no error event was emitted, 1 otherwise.",
+    )
+    run_one.add_argument("step", help="the trigger or action's key in component.json")
+    run_one.add_argument(
+        "--msg", metavar="FILE", help="JSON message ({body: ...}; - reads stdin); default {}"
+    )
+    run_one.add_argument("--cfg", metavar="FILE", help="JSON step configuration; default {}")
+    run_one.add_argument("--snapshot", metavar="FILE", help="JSON snapshot; default {}")
+    run_one.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="credentials file; with --credential NAME, its entry is merged into cfg and "
+        "refreshed tokens are written back",
+    )
+    run_one.add_argument("--credential", metavar="NAME", help="entry of the credentials file")
+    run_one.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds before the step is stopped"
+    )
+    _add_component_option(run_one)
+    _add_log_option(run_one)
+    run_one.set_defaults(handler=_exec)
+
+    check = commands.add_parser(
+        "validate",
+        help="check component.json and every step it names",
+        description="Check component.json, its metadata files and every step module: each "
+        "imports and has the functions component.json refers to.",
+    )
+    _add_component_option(check)
+    _add_log_option(check)
+    check.set_defaults(handler=_validate)
+    return parser
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from runtime.local_exec import run_exec
+
+    return run_exec(args)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from runtime.validate import run_validate
+
+    return run_validate(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Command = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,84 @@
+"""The ``ctx`` a step receives: ``emit``, ``http``, ``log`` and the flow's variables."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+from structlog.typing import FilteringBoundLogger
+
+from runtime.errors import StepCancelled
+from runtime.events import Event, normalise
+
+Deliver = Callable[[Event], None]
+"""Hands one event to the runtime; returns once it is delivered, raises if it could not be."""
+
+HttpFactory = Callable[["Context"], requests.Session]
+"""Builds the session a step uses for API calls, bound to the step's credentials."""
+
+
+def plain_session(_ctx: Context) -> requests.Session:
+    return requests.Session()
+
+
+class Context:
+    """What a step's code gets as ``ctx``: it plays the part of ``this`` in Node.js steps."""
+
+    def __init__(
+        self,
+        *,
+        deliver: Deliver,
+        log: FilteringBoundLogger,
+        cfg: Mapping[str, Any] | None = None,
+        http_factory: HttpFactory | None = None,
+        flow_variables: Mapping[str, Any] | None = None,
+        step: str = "",
+    ) -> None:
+        self._deliver = deliver
+        self._http_factory = http_factory or plain_session
+        self._http: requests.Session | None = None
+        self._cancelled = threading.Event()
+        self.log = log
+        self.cfg: Mapping[str, Any] = cfg or {}
+        self.flow_variables: Mapping[str, Any] = dict(flow_variables or {})
+        self.step = step
+
+    def emit(self, event: str, payload: Any = None) -> None:
+        """Emit one of the platform's events; returns once the runtime has delivered it.
+
+        Args:
+            event: ``data``, ``error``, ``rebound``, ``snapshot``, ``updateSnapshot``,
+                ``updateKeys``, ``httpReply`` or ``end``.
+            payload: the event's payload (a message for ``data``, an exception or text for
+                ``error`` and ``rebound``, a JSON object for the others).
+
+        Raises:
+            ValueError: unknown event name.
+            TypeError: a payload of the wrong kind (a list where an object is needed).
+            StepError: the runtime could not deliver the event (it has already reported it).
+        """
+        if self._cancelled.is_set():
+            raise StepCancelled
+        self._deliver(normalise(event, payload))
+
+    @property
+    def http(self) -> requests.Session:
+        """A ``requests`` session for API calls, signed with the step's credentials."""
+        if self._http is None:
+            self._http = self._http_factory(self)
+        return self._http
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the step ran past its time limit; long loops may check it to stop early."""
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def release(self) -> None:
+        """Close the session if this context made its own (shared ones outlive a message)."""
+        if self._http is not None and self._http_factory is plain_session:
+            self._http.close()

@@ -1,0 +1,35 @@
+"""Helpers shared by the tests: running the CLI as a user does, and fixture paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+SAMPLE = FIXTURES / "sample"
+
+
+def run_cli(
+    *args: str,
+    cwd: Path = ROOT,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m runtime ...` the way a user does, and capture what it prints."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    if "LOG_FORMAT" not in (env or {}):
+        full_env.pop("LOG_FORMAT", None)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import runtime
+import runtime.testing
+
+RUNTIME = Path(runtime.__file__).parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_runtime_never_imports_the_component():
+    offenders = [
+        str(path.relative_to(RUNTIME))
+        for path in RUNTIME.rglob("*.py")
+        if any(name == "lib" or name.startswith("lib.") for name in imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_only_the_amqp_module_imports_pika():
+    importers = sorted(
+        str(path.relative_to(RUNTIME))
+        for path in RUNTIME.rglob("*.py")
+        if any(name == "pika" or name.startswith("pika.") for name in imported_modules(path))
+    )
+    assert importers in ([], ["amqp.py"])
+
+
+def test_public_api_is_pinned():
+    assert sorted(runtime.__all__) == runtime.__all__
+    assert runtime.__all__ == [
+        "AuthError",
+        "Context",
+        "Event",
+        "InvalidInput",
+        "Message",
+        "StepError",
+    ]
+    for name in runtime.__all__:
+        assert getattr(runtime, name) is not None
+    assert runtime.testing.__all__ == ["Event", "run_step", "run_step_outcome"]
