@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, StepError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -88,7 +88,76 @@ def build_parser() -> argparse.ArgumentParser:
     _add_component_option(check)
     _add_log_option(check)
     check.set_defaults(handler=_validate)
+
+    auth = commands.add_parser(
+        "auth",
+        help="credentials for local runs: sign in to get the first tokens",
+        description="Manage the credentials file used by local runs.",
+    )
+    auth_commands = auth.add_subparsers(dest="auth_command", metavar="ACTION", parser_class=_Parser)
+    auth_commands.required = True
+    sign_in = auth_commands.add_parser(
+        "login",
+        help="run the OAuth2 authorization-code flow (PKCE) and save the tokens",
+        description="Print the provider's authorize URL, wait on a loopback redirect URI for "
+        "the code, exchange it and write the tokens into the credentials file entry NAME "
+        "(which holds clientId, clientSecret, authorizeUrl, tokenUrl, scopes, or a provider).",
+    )
+    sign_in.add_argument("name", help="the entry of the credentials file")
+    sign_in.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="credentials file (default: RUNTIME_CREDENTIALS_FILE, else credentials.json)",
+    )
+    sign_in.add_argument("--port", type=int, default=0, help="loopback port (default: any)")
+    sign_in.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+    sign_in.set_defaults(handler=_login)
+
+    demo_api = commands.add_parser(
+        "demo-api",
+        help="serve the demo OAuth2 provider and paginated API on 127.0.0.1",
+        description="A local OAuth2 provider (tokens that expire in seconds, refresh tokens "
+        "that rotate) and a protected, paginated REST API, for trying the runtime out.",
+    )
+    demo_api.add_argument("--port", type=int, default=8400)
+    demo_api.add_argument(
+        "--access-lifetime", type=float, default=5.0, help="seconds an access token lives"
+    )
+    demo_api.set_defaults(handler=_demo_api)
     return parser
+
+
+def _login(args: argparse.Namespace) -> int:
+    from runtime import log
+    from runtime.auth.login import login
+    from runtime.local_exec import credentials_file
+
+    log.configure()
+    login(
+        credentials_file(args.credentials),
+        args.name,
+        port=args.port,
+        timeout=args.timeout,
+        out=sys.stdout,
+    )
+    return EXIT_OK
+
+
+def _demo_api(args: argparse.Namespace) -> int:
+    import time
+
+    from runtime.demo.api import DemoApi
+    from runtime.demo.tokens import ProviderSettings
+
+    api = DemoApi(ProviderSettings(access_lifetime=args.access_lifetime), port=args.port)
+    api.start()
+    sys.stdout.write(f"demo API on {api.url} (client demo-client / demo-secret)\n")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        api.stop()
 
 
 def _exec(args: argparse.Namespace) -> int:
@@ -111,5 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
+    except StepError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

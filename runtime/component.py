@@ -126,6 +126,11 @@ class Component:
             [f"{self.root / COMPONENT_FILE}: no trigger or action named {name!r} (known: {known})"]
         )
 
+    def credential_fields(self) -> list[str]:
+        """The names of the credential's fields, which the platform merges into ``cfg``."""
+        credentials = self.spec.credentials
+        return list(credentials.fields) if credentials is not None else []
+
     def main_path(self, step: StepSpec) -> Path:
         return (self.root / step.main).resolve()
 

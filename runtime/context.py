@@ -79,6 +79,6 @@ class Context:
         self._cancelled.set()
 
     def release(self) -> None:
-        """Close the session if this context made its own (shared ones outlive a message)."""
-        if self._http is not None and self._http_factory is plain_session:
+        """Close the step's session (a shared connection pool outlives it)."""
+        if self._http is not None:
             self._http.close()

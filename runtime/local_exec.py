@@ -1,4 +1,9 @@
-"""``python -m runtime exec``: one step, one message from files, events printed as JSON lines."""
+"""``python -m runtime exec``: one step, one message from files, events printed as JSON lines.
+
+With ``--credential NAME`` the named entry of a credentials file is merged into ``cfg``,
+and the keys of every ``updateKeys`` event are written back to that entry, so a rotated
+refresh token survives the run.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from runtime import log
+from runtime.auth.credentials_file import CredentialsFile
+from runtime.auth.step_http import session_factory
 from runtime.component import component_root, load_component
+from runtime.errors import ConfigError
 from runtime.events import Event, as_message
 from runtime.executor import execute
 from runtime.jsonfiles import read_json, read_json_object
-from runtime.redact import SECRETS
+from runtime.redact import SECRETS, redact
 from runtime.steps import load_step
+
+DEFAULT_CREDENTIALS_FILE = "credentials.json"
 
 
 def resolve_root(args: argparse.Namespace) -> Path:
@@ -24,16 +34,36 @@ def resolve_root(args: argparse.Namespace) -> Path:
     return component_root(Path.cwd(), os.environ.get("ELASTICIO_COMPONENT_PATH"))
 
 
+def credentials_file(path: str | None) -> CredentialsFile:
+    chosen = path or os.environ.get("RUNTIME_CREDENTIALS_FILE") or DEFAULT_CREDENTIALS_FILE
+    return CredentialsFile(chosen)
+
+
 def run_exec(args: argparse.Namespace) -> int:
     log.configure(fmt=args.log_format)
     message: Any = read_json(args.msg, what="message", default={})
     cfg = read_json_object(args.cfg, what="configuration")
     snapshot = read_json_object(args.snapshot, what="snapshot")
     SECRETS.add_from(cfg)
-    step = load_step(load_component(resolve_root(args)), args.step)
+    component = load_component(resolve_root(args))
+    step = load_step(component, args.step)
+    fields = set(component.credential_fields())
+    store: CredentialsFile | None = None
+    if args.credential:
+        store = credentials_file(args.credentials)
+        entry = store.entry(args.credential)
+        cfg = {**cfg, **entry}
+        fields |= set(entry)
+    elif args.credentials:
+        raise ConfigError("--credentials needs --credential NAME to say which entry to use")
 
     def print_event(event: Event) -> None:
-        sys.stdout.write(json.dumps(event.as_json(), ensure_ascii=False) + "\n")
+        shown = event.as_json()
+        if event.kind == "updateKeys":
+            if store is not None:
+                store.save(args.credential, event.payload)
+            shown["payload"] = redact(event.payload)  # the new tokens stay in the file
+        sys.stdout.write(json.dumps(shown, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
     outcome = execute(
@@ -43,6 +73,7 @@ def run_exec(args: argparse.Namespace) -> int:
         snapshot,
         handle=print_event,
         timeout=args.timeout,
+        http_factory=session_factory(sorted(fields)),
         step=args.step,
     )
     return 1 if outcome.errors else 0

@@ -29,6 +29,15 @@ def _redact_record(_logger: WrappedLogger, _name: str, event_dict: EventDict) ->
     return cleaned
 
 
+def _logger_field(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    # Our loggers carry their name as "logger_name" (structlog reserves "logger" in
+    # get_logger's signature); print it under the same key as standard-library records.
+    name = event_dict.pop("logger_name", None)
+    if name is not None:
+        event_dict["logger"] = name
+    return event_dict
+
+
 def _static_fields(fields: Mapping[str, str]) -> Processor:
     def add(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
         for key, value in fields.items():
@@ -81,6 +90,7 @@ def configure(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _logger_field,
         _static_fields(static or {}),
         structlog.processors.format_exc_info,
         _redact_record,
@@ -110,8 +120,10 @@ def configure(
 
 def get_logger(name: str, **context: Any) -> structlog.typing.FilteringBoundLogger:
     """A logger named for its part of the runtime, with fields bound once."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(
-        logger=name, **context
+    # A lazy proxy: it picks up the configuration in force when it first logs, so module-level
+    # loggers made at import time still follow configure().
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(
+        logger_name=name, **context
     )
     return logger
 

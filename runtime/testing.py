@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runtime.auth.step_http import session_factory
 from runtime.component import component_root, load_component
 from runtime.context import HttpFactory
 from runtime.events import Event, as_message
@@ -51,7 +52,8 @@ def run_step(
         component: the component's folder; by default the working folder, or
             ``ELASTICIO_COMPONENT_PATH`` under it.
         timeout: seconds before the step is stopped with an ``error`` event.
-        http_factory: builds ``ctx.http``; by default the runtime's own.
+        http_factory: builds ``ctx.http``; by default an ``AuthorizedSession`` on the
+            credential fields of ``cfg``, saving refreshed tokens as ``updateKeys`` events.
     """
     events, _ = run_step_outcome(
         name,
@@ -81,7 +83,8 @@ def run_step_outcome(
         if component is not None
         else component_root(Path.cwd(), os.environ.get("ELASTICIO_COMPONENT_PATH"))
     )
-    step = load_step(load_component(root), name)
+    loaded = load_component(root)
+    step = load_step(loaded, name)
     events: list[Event] = []
 
     def collect(event: Event) -> None:
@@ -95,7 +98,7 @@ def run_step_outcome(
         snapshot or {},
         handle=collect,
         timeout=timeout,
-        http_factory=http_factory,
+        http_factory=http_factory or session_factory(loaded.credential_fields()),
         step=name,
     )
     return events, outcome

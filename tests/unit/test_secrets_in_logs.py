@@ -153,9 +153,3 @@ def test_redact_keeps_structure():
         "token": "",
         "n": 3,
     }
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    yield
-    log.configure(fmt="json", level="warning", stream=io.StringIO())

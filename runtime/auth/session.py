@@ -1,0 +1,343 @@
+"""``AuthorizedSession``: a ``requests.Session`` that signs, refreshes once on 401, and resends.
+
+The flow for each request, bounded by construction::
+
+    proactive check (policy) → sign → send ─┬─ 429/503/5xx/network: transient budget → sign → send
+                                            └─ 401 or an "expired" signal:
+                                                 one single-flight refresh (unless another thread
+                                                 already replaced the token) → sign → send once
+                                                 → still refused: AuthError, never a loop
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from runtime.auth.credentials import Credentials
+from runtime.auth.errors import (
+    BodyNotReplayable,
+    CredentialError,
+    InsufficientScope,
+    ReauthRequired,
+)
+from runtime.auth.retry import (
+    IDEMPOTENT_METHODS,
+    RETRYABLE_STATUSES,
+    SERVER_ERRORS,
+    RetryBudget,
+    retry_after_seconds,
+)
+from runtime.auth.signing import sign
+from runtime.auth.slots import CACHE, CredentialCache, OnKeys, Reload, Slot, refresh_once
+from runtime.auth.token_client import request_token
+from runtime.errors import AuthError
+
+DEFAULT_TIMEOUT = 60.0
+_EXPIRED_MARKERS = ("INVALID_SESSION_ID", "InvalidAuthenticationToken")
+_SEND_OPTIONS = frozenset({"timeout", "allow_redirects", "proxies", "stream", "verify", "cert"})
+
+RefreshHook = Callable[[Credentials], Mapping[str, Any]]
+"""Replaces the token call for non-standard providers: credential in, token response out."""
+
+ResponseHook = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""Post-processes a token response before it is merged (rename fields, unwrap envelopes)."""
+
+
+def leeway_seconds(credentials: Credentials) -> float:
+    """How early to refresh: 10 % of the token's lifetime, between 5 s and 5 min, at most half."""
+    lifetime = credentials.expires_in
+    if not lifetime:
+        return 60.0
+    return min(300.0, max(5.0, lifetime * 0.1), lifetime / 2)
+
+
+class AuthorizedSession(requests.Session):
+    """A session that signs every request with a credential and keeps its token fresh.
+
+    Args:
+        credentials: a ``Credentials`` or a dict in any shape ``Credentials.parse`` reads.
+        on_keys: receives the whole merged credential after each refresh, and must return
+            before the new token is used; if it raises, the request fails with that error.
+        cache: where the credential's live state is shared between sessions and threads.
+        key: the credential's key in the cache (the platform account id when known).
+        base_url: resolves relative URLs; by default the profile's or ``instance_url``.
+        timeout: seconds per attempt when the call gives none.
+        refresh_credentials: replaces the token endpoint call.
+        credentials_from_token_response: post-processes each token response.
+        reload: re-reads the credential's store before declaring its refresh token dead.
+        adapter: a shared connection pool, so short-lived sessions keep connections alive.
+        retries: transient retries allowed per request (429, 503, 5xx for idempotent
+            methods, network errors).
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials | Mapping[str, Any],
+        *,
+        on_keys: OnKeys | None = None,
+        cache: CredentialCache = CACHE,
+        key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        refresh_credentials: RefreshHook | None = None,
+        credentials_from_token_response: ResponseHook | None = None,
+        reload: Reload | None = None,
+        adapter: HTTPAdapter | None = None,
+        retries: int = 3,
+        max_retry_wait: float = 30.0,
+    ) -> None:
+        super().__init__()
+        parsed = (
+            credentials if isinstance(credentials, Credentials) else Credentials.parse(credentials)
+        )
+        self._slot: Slot = cache.slot(key or parsed.identity(), parsed)
+        self._on_keys = on_keys
+        self._base_url = base_url
+        self._timeout = timeout
+        self._refresh_hook = refresh_credentials
+        self._response_hook = credentials_from_token_response
+        self._reload = reload
+        self._shared_adapter = adapter is not None
+        self._retries = retries
+        self._max_retry_wait = max_retry_wait
+        self._token_http = requests.Session()
+        self._first_request = threading.Lock()
+        self._always_done = False
+        if adapter is not None:
+            self.mount("https://", adapter)
+            self.mount("http://", adapter)
+
+    @property
+    def credentials(self) -> Credentials:
+        """The credential as it is now (after any refresh)."""
+        return self._slot.current
+
+    @property
+    def base_url(self) -> str | None:
+        if self._base_url:
+            return self._base_url
+        current = self.credentials
+        explicit = current.extras.get("baseUrl") or current.extras.get("base_url")
+        profile = current.profile
+        if explicit:
+            return str(explicit)
+        if profile is not None and profile.base_url_field:
+            value = current.extras.get(profile.base_url_field)
+            return str(value) if value else None
+        return profile.base_url if profile is not None else None
+
+    def request(  # type: ignore[override]
+        self, method: str | bytes, url: str | bytes, **kwargs: Any
+    ) -> requests.Response:
+        verb = (method.decode() if isinstance(method, bytes) else method).upper()
+        target = self._absolute(url.decode() if isinstance(url, bytes) else url)
+        kwargs.setdefault("timeout", self._timeout)
+        replayable = _replayable(kwargs)
+        budget = RetryBudget(attempts=self._retries, max_wait=self._max_retry_wait)
+        seen, refreshed = self._before_send()
+        response = self._send_with_retries(
+            verb=verb,
+            url=target,
+            credentials=seen,
+            kwargs=kwargs,
+            budget=budget,
+            replayable=replayable,
+        )
+        if not _expired(response) or not seen.can_refresh:
+            return response
+        if refreshed:
+            raise self._refused_after_refresh(response)
+        if not replayable:
+            raise BodyNotReplayable(
+                f"{verb} {_where(target)} needs to be sent again after refreshing the token, "
+                "but its body was a one-shot stream; pass bytes, a dict or a file path instead"
+            )
+        response.close()
+        fresh = self._refresh(seen)
+        response = self._send_with_retries(
+            verb=verb,
+            url=target,
+            credentials=fresh,
+            kwargs=kwargs,
+            budget=budget,
+            replayable=replayable,
+        )
+        if _expired(response):
+            raise self._refused_after_refresh(response)
+        return response
+
+    def check(self, response: requests.Response) -> requests.Response:
+        """Raise a typed error for 401 and 403, ``HTTPError`` for other failures."""
+        if response.status_code == 401:
+            raise ReauthRequired(
+                f"{_where(response.url)} refused the credential (401); the user may need to "
+                "reconnect it"
+            )
+        if response.status_code == 403:
+            scopes = " ".join(self.credentials.scopes) or "none requested"
+            raise InsufficientScope(
+                f"{_where(response.url)} refused the operation (403): the credential lacks a "
+                f"permission (scopes: {scopes}); grant it and reconnect"
+            )
+        response.raise_for_status()
+        return response
+
+    def close(self) -> None:
+        self._token_http.close()
+        if not self._shared_adapter:
+            super().close()
+
+    # --- the flow ----------------------------------------------------------------------
+
+    def _before_send(self) -> tuple[Credentials, bool]:
+        current = self._slot.current
+        if not current.can_refresh:
+            return current, False
+        policy = current.refresh_policy
+        if policy == "always":
+            with self._first_request:
+                if not self._always_done:
+                    fresh = self._refresh(current)
+                    self._always_done = True
+                    return fresh, True
+        now = datetime.now(UTC)
+        leeway = leeway_seconds(current) if policy == "proactive" else 0.0
+        if current.access_token is None or current.expires_within(leeway, now):
+            return self._refresh(current), True
+        return current, False
+
+    def _refresh(self, seen: Credentials) -> Credentials:
+        on_keys = self._on_keys
+        if on_keys is None:
+            if seen.effective_grant == "client_credentials":
+                on_keys = _discard
+            else:
+                raise CredentialError(
+                    f"{_label(seen)} needs refreshing but has nowhere to save the new tokens; "
+                    "pass on_keys (in a step, ctx.http does this through updateKeys)"
+                )
+        return refresh_once(
+            self._slot, seen, call=self._call_token_endpoint, on_keys=on_keys, reload=self._reload
+        )
+
+    def _call_token_endpoint(self, credentials: Credentials) -> Mapping[str, Any]:
+        if self._refresh_hook is not None:
+            response = self._refresh_hook(credentials)
+        else:
+            response = request_token(credentials, http=self._token_http)
+        if self._response_hook is not None:
+            response = self._response_hook(response)
+        if not response.get("access_token"):
+            raise AuthError(f"{_label(credentials)}: the refresh gave no access_token")
+        return response
+
+    def _send_with_retries(
+        self,
+        *,
+        verb: str,
+        url: str,
+        credentials: Credentials,
+        kwargs: dict[str, Any],
+        budget: RetryBudget,
+        replayable: bool,
+    ) -> requests.Response:
+        while True:
+            try:
+                response = self._send_once(verb, url, credentials, kwargs)
+            except requests.exceptions.ConnectionError:
+                safe = verb in IDEMPOTENT_METHODS and replayable
+                if safe and budget.wait(None):
+                    continue
+                raise
+            if replayable and _transient(verb, response.status_code):
+                wait = retry_after_seconds(response.headers)
+                if budget.wait(wait):
+                    response.close()
+                    continue
+            return response
+
+    def _send_once(
+        self, verb: str, url: str, credentials: Credentials, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        request_args = {k: v for k, v in kwargs.items() if k not in _SEND_OPTIONS}
+        prepared = self.prepare_request(requests.Request(method=verb, url=url, **request_args))
+        sign(prepared, credentials)
+        environment = self.merge_environment_settings(
+            prepared.url,
+            kwargs.get("proxies") or {},
+            kwargs.get("stream"),
+            kwargs.get("verify"),
+            kwargs.get("cert"),
+        )
+        return self.send(
+            prepared,
+            timeout=kwargs.get("timeout"),
+            allow_redirects=kwargs.get("allow_redirects", True),
+            **environment,
+        )
+
+    def _refused_after_refresh(self, response: requests.Response) -> ReauthRequired:
+        return ReauthRequired(
+            f"{_where(response.url)} refused {_label(self.credentials)} ({response.status_code}) "
+            "even with a freshly refreshed token; re-authentication may be needed"
+        )
+
+    def _absolute(self, url: str) -> str:
+        if urlsplit(url).scheme:
+            return url
+        base = self.base_url
+        if not base:
+            raise CredentialError(
+                f"relative URL {url!r} needs a base URL (set baseUrl on the credential)"
+            )
+        return urljoin(base.rstrip("/") + "/", url.lstrip("/"))
+
+
+def _discard(_keys: dict[str, Any]) -> None:
+    """client_credentials tokens are cheap to fetch again: keeping them in memory is enough."""
+
+
+def _transient(verb: str, status: int) -> bool:
+    return status in RETRYABLE_STATUSES or (status in SERVER_ERRORS and verb in IDEMPOTENT_METHODS)
+
+
+def _expired(response: requests.Response) -> bool:
+    if response.status_code == 401:
+        return True
+    if 'error="invalid_token"' in response.headers.get("WWW-Authenticate", ""):
+        return True
+    if response.status_code in (400, 403):
+        text = response.text[:2000]
+        return any(marker in text for marker in _EXPIRED_MARKERS)
+    return False
+
+
+def _replayable(kwargs: Mapping[str, Any]) -> bool:
+    data = kwargs.get("data")
+    if data is None or isinstance(data, str | bytes | bytearray | Mapping | list | tuple):
+        return not kwargs.get("files") or all(
+            not hasattr(value, "read") for value in _file_values(kwargs["files"])
+        )
+    return False
+
+
+def _file_values(files: Any) -> list[Any]:
+    items = files.values() if isinstance(files, Mapping) else [f[1] for f in files]
+    return [item[1] if isinstance(item, tuple) else item for item in items]
+
+
+def _where(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    return f"{parts.netloc}{parts.path}" or "the API"
+
+
+def _label(credentials: Credentials) -> str:
+    name = f" {credentials.name!r}" if credentials.name else ""
+    return f"{credentials.type} credential{name}"

@@ -1,0 +1,59 @@
+"""``ctx.http`` for a step: an ``AuthorizedSession`` on the step's credential, saving through
+``updateKeys``.
+
+The credential is the part of ``cfg`` that component.json declares as credential fields (the
+platform merges credential and step fields into one ``cfg``), so the keys saved after a refresh
+are the credential's own and nothing of the step's configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from runtime.auth.credentials import Credentials
+from runtime.auth.session import AuthorizedSession
+from runtime.auth.slots import CACHE, CredentialCache
+from runtime.context import Context, HttpFactory
+
+ACCOUNT_FIELD = "_account"
+
+
+def credential_part(cfg: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
+    """The credential's own fields of a step's cfg."""
+    return {name: cfg[name] for name in fields if name in cfg and cfg[name] is not None}
+
+
+def cache_key(cfg: Mapping[str, Any], credentials: Credentials) -> str:
+    """The platform's account id when there is one: stable across rotations and steps."""
+    account = cfg.get(ACCOUNT_FIELD)
+    return f"account:{account}" if account else credentials.identity()
+
+
+def session_factory(
+    credential_fields: Collection[str],
+    *,
+    cache: CredentialCache = CACHE,
+    adapter: HTTPAdapter | None = None,
+) -> HttpFactory:
+    """Builds ``ctx.http`` sessions for steps of a component with these credential fields."""
+
+    def build(ctx: Context) -> requests.Session:
+        part = credential_part(ctx.cfg, credential_fields)
+        credentials = Credentials.parse(part)
+
+        def save(keys: dict[str, Any]) -> None:
+            ctx.emit("updateKeys", keys)
+
+        return AuthorizedSession(
+            credentials,
+            on_keys=save,
+            cache=cache,
+            key=cache_key(ctx.cfg, credentials),
+            adapter=adapter,
+        )
+
+    return build
