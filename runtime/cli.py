@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
+    worker = commands.add_parser(
+        "run",
+        help="run the worker: consume the step's queue and publish its events (the default)",
+        description="Run the worker as the platform starts it: settings come from the "
+        "ELASTICIO_* environment variables (see the README), component.json from the working "
+        "folder or ELASTICIO_COMPONENT_PATH. Exit codes: 0 stopped cleanly, 1 failed, "
+        "2 bad settings or component.",
+    )
+    _add_log_option(worker)
+    worker.set_defaults(handler=_run)
+
     run_one = commands.add_parser(
         "exec",
         help="run one step locally on a message and print its events as JSON lines",
@@ -158,6 +169,15 @@ def _demo_api(args: argparse.Namespace) -> int:
             time.sleep(3600)
     finally:
         api.stop()
+
+
+def _run(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from runtime.run_worker import run_worker
+
+    return run_worker(os.environ, cwd=Path.cwd(), log_format=args.log_format)
 
 
 def _exec(args: argparse.Namespace) -> int:

@@ -13,14 +13,24 @@ import threading
 from collections.abc import Callable
 
 from runtime.errors import StepCancelled
+from runtime.log import get_logger
+
+_log = get_logger("runtime.runners")
 
 _MAX_IDLE = 64
+_current = threading.local()
+
+
+def current_job() -> Job | None:
+    """The job the calling thread is running, if it is a runner thread."""
+    job: Job | None = getattr(_current, "job", None)
+    return job
 
 
 class Job:
     """One call running on a runner thread."""
 
-    def __init__(self, target: Callable[[], None]) -> None:
+    def __init__(self, target: Callable[[], object]) -> None:
         self.target = target
         self._lock = threading.Lock()
         self._thread_id: int | None = None
@@ -30,9 +40,11 @@ class Job:
     def run(self) -> None:
         with self._lock:
             self._thread_id = threading.get_ident()
+        _current.job = self
         try:
             self.target()
         finally:
+            _current.job = None
             with self._lock:
                 self._finished = True
 
@@ -58,7 +70,7 @@ class RunnerPool:
         self._started = 0
         self.retired = 0
 
-    def submit(self, target: Callable[[], None]) -> Job:
+    def submit(self, target: Callable[[], object]) -> Job:
         job = Job(target)
         with self._lock:
             if self._idle:
@@ -76,7 +88,10 @@ class RunnerPool:
         try:
             while True:
                 job = self._jobs.get()
-                job.run()
+                try:
+                    job.run()
+                except Exception:  # noqa: BLE001 - a failed job must not take its thread down
+                    _log.exception("runner_job_failed")
                 with self._lock:
                     if job.cancelled:
                         self.retired += 1

@@ -1,0 +1,168 @@
+"""The platform REST API a worker calls, served locally: step data, account keys, hooks data.
+
+``GET /v1/tasks/{flow}/steps/{step}``, ``PUT /v1/accounts/{id}`` (``{"keys": ...}``) and
+``POST|GET|DELETE /sailor-support/hooks/task/{flow}/startup/data`` (409 when it exists),
+all behind the task user's Basic auth, as on the platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+OnKeys = Callable[[str, dict[str, Any]], None]
+
+_STEP = re.compile(r"^/v1/tasks/([^/]+)/steps/([^/]+)$")
+_ACCOUNT = re.compile(r"^/v1/accounts/([^/]+)$")
+_HOOKS = re.compile(r"^/sailor-support/hooks/task/([^/]+)/startup/data$")
+
+
+@dataclass
+class ApiState:
+    username: str
+    password: str
+    steps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hooks: dict[str, Any] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    on_keys: OnKeys | None = None
+    fail_accounts: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class PlatformApiServer:
+    """The local platform's API on 127.0.0.1, on a background thread."""
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: str,
+        on_keys: OnKeys | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.state = ApiState(username, password, on_keys=on_keys)
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def add_step(self, flow_id: str, step_id: str, data: dict[str, Any]) -> None:
+        with self.state.lock:
+            self.state.steps[(flow_id, step_id)] = data
+
+    def start(self) -> PlatformApiServer:
+        threading.Thread(target=self.server.serve_forever, name="platform-api", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: ApiState
+    protocol_version = "HTTP/1.1"
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the local platform logs what matters."""
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_PUT(self) -> None:
+        self._route("PUT")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
+    def _route(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        state = self.state
+        with state.lock:
+            state.calls.append((method, self.path))
+        if not self._authorised():
+            self._reply(401, {"error": "Unauthorized"})
+            return
+        body = json.loads(raw) if raw else None
+        if (match := _STEP.match(self.path)) and method == "GET":
+            self._step(unquote(match.group(1)), unquote(match.group(2)))
+        elif (match := _ACCOUNT.match(self.path)) and method == "PUT":
+            self._account(unquote(match.group(1)), body)
+        elif match := _HOOKS.match(self.path):
+            self._hooks(method, unquote(match.group(1)), body)
+        else:
+            self._reply(404, {"error": f"no route for {method} {self.path}"})
+
+    def _authorised(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        return (user, password) == (self.state.username, self.state.password)
+
+    def _step(self, flow_id: str, step_id: str) -> None:
+        with self.state.lock:
+            data = self.state.steps.get((flow_id, step_id))
+        if data is None:
+            self._reply(404, {"error": f"no step {step_id} in flow {flow_id}"})
+        else:
+            self._reply(200, data)
+
+    def _account(self, account: str, body: Any) -> None:
+        state = self.state
+        if state.fail_accounts:
+            self._reply(503, {"error": "accounts service unavailable"})
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("keys"), dict):
+            self._reply(400, {"error": 'the body must be {"keys": {...}}'})
+            return
+        with state.lock:
+            state.accounts[account] = body["keys"]
+        if state.on_keys is not None:
+            state.on_keys(account, body["keys"])
+        self._reply(200, {"id": account, "keys": "saved"})
+
+    def _hooks(self, method: str, flow_id: str, body: Any) -> None:
+        state = self.state
+        with state.lock:
+            exists = flow_id in state.hooks
+            if method == "POST":
+                if exists:
+                    self._reply(409, {"error": "startup data already exists"})
+                    return
+                state.hooks[flow_id] = body
+                self._reply(200, body)
+            elif method == "GET":
+                self._reply(200 if exists else 404, state.hooks.get(flow_id, {}))
+            elif method == "DELETE":
+                state.hooks.pop(flow_id, None)
+                self._reply(200, {})
+            else:
+                self._reply(405, {})
+
+    def _reply(self, status: int, body: Any) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)

@@ -1,0 +1,71 @@
+"""Publishing to the platform's exchange with the sailor's properties, and waiting for confirms."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from runtime.settings import Settings
+from runtime.transport import Confirmation, Properties
+
+
+class PublishPort(Protocol):
+    """The part of the broker the publisher needs (tests substitute their own)."""
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = True,
+        timeout: float = 60.0,
+    ) -> Confirmation: ...
+
+
+class Publisher:
+    def __init__(self, broker: PublishPort, settings: Settings) -> None:
+        self._broker = broker
+        self._settings = settings
+        self._exchange = settings.publish_messages_to
+        self._delivery_mode = 2 if settings.amqp_persistent_messages else 1
+
+    def properties(self, headers: dict[str, Any]) -> Properties:
+        """The sailor's properties: JSON, utf8, a ``messageId`` header, nothing else."""
+        if not headers.get("messageId"):
+            headers = {**headers, "messageId": str(uuid.uuid4())}
+        return Properties(
+            headers=headers,
+            content_type="application/json",
+            content_encoding="utf8",
+            delivery_mode=self._delivery_mode,
+        )
+
+    def send(
+        self,
+        routing_key: str,
+        body: bytes,
+        headers: dict[str, Any],
+        *,
+        throttle: Callable[[], None] | None = None,
+    ) -> None:
+        """Publish with the platform's properties; returns once the broker confirmed."""
+        self.send_raw(routing_key, body, self.properties(headers), throttle=throttle)
+
+    def send_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        throttle: Callable[[], None] | None = None,
+    ) -> None:
+        if throttle is not None:
+            throttle()
+        timeout = self._settings.publish_timeout
+        confirmation = self._broker.publish(
+            self._exchange, routing_key, body, properties, timeout=timeout
+        )
+        confirmation.wait(timeout + 1)

@@ -1,0 +1,29 @@
+"""Static flow control per event type, as the Node.js sailor has it (p-throttle semantics).
+
+At most ``limit`` events start in any ``interval``; a caller over the limit sleeps until the
+oldest of the last ``limit`` starts is ``interval`` old.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+
+class Throttle:
+    def __init__(self, limit: int, interval_ms: int) -> None:
+        self._limit = max(1, limit)
+        self._interval = interval_ms / 1000
+        self._starts: collections.deque[float] = collections.deque(maxlen=self._limit)
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if len(self._starts) == self._limit:
+                ready = self._starts[0] + self._interval
+                if ready > now:
+                    time.sleep(ready - now)
+                    now = ready
+            self._starts.append(now)

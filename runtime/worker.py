@@ -1,0 +1,241 @@
+"""The worker's message loop: each delivery through the step, settled only when safe.
+
+For every delivery, on a runner thread: drop it if it is a copy of a message in progress;
+decode it (or reject it, logged without its content); run the step with a deadline; publish
+each event as it is emitted and wait for the broker's confirm; then ack, or reject when an
+error came before ``end`` (the sailor's rule), or requeue when an event could not be
+published at all. Nothing is acked before every event it produced was confirmed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+
+from runtime import headers
+from runtime.amqp import Broker
+from runtime.auth.step_http import session_factory
+from runtime.component import Component
+from runtime.crypto import MessageCipher
+from runtime.dedup import AlreadyDone, Deduper, Duplicate
+from runtime.dispatch import EventRouter, Throttles
+from runtime.errors import TransportError
+from runtime.events import Message
+from runtime.executor import Outcome, StepRun, stop_job
+from runtime.keys import KeySaver
+from runtime.log import get_logger
+from runtime.platform_api import PlatformApi
+from runtime.publisher import Publisher
+from runtime.runners import RunnerPool, current_job
+from runtime.settings import Settings
+from runtime.step_state import StepState
+from runtime.steps import Step
+from runtime.transport import Delivery, Settlement
+from runtime.watchdog import WATCHDOG
+from runtime.wire import BadMessage, decode
+
+SETTLE_TIMEOUT = 10.0
+_log = get_logger("runtime.worker")
+
+
+class Worker:
+    """Processes deliveries of one step. The broker, API and state are made by the caller."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        component: Component,
+        step: Step,
+        broker: Broker,
+        api: PlatformApi,
+        state: StepState,
+        cipher: MessageCipher,
+    ) -> None:
+        self._settings = settings
+        self._step = step
+        self._broker = broker
+        self._state = state
+        self._cipher = cipher
+        self._publisher = Publisher(broker, settings)
+        self._throttles = Throttles(settings)
+        self._keys = KeySaver(settings, state, api, self._publisher, cipher)
+        self._dedup = Deduper()
+        self._runners = RunnerPool("message")
+        self._slots = threading.BoundedSemaphore(settings.thread_pool_size)
+        self._active = 0
+        self._idle = threading.Condition()
+        pool = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
+        self._http_factory = session_factory(component.credential_fields(), adapter=pool)
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher
+
+    @property
+    def stuck_threads(self) -> int:
+        """Step threads stopped by a timeout that never returned (blocked in C code)."""
+        return self._runners.retired
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        """Called on the broker's I/O thread: hand the delivery to a runner and return."""
+        with self._idle:
+            self._active += 1
+        self._runners.submit(lambda: self._guarded(delivery))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every delivery taken so far is settled; False if time ran out."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    # --- one delivery, on a runner thread -----------------------------------------------
+
+    def _guarded(self, delivery: Delivery) -> None:
+        settled_here = True
+        self._slots.acquire()
+        slot = _Slot(self._slots)
+        try:
+            settled_here = self._process(delivery, slot)
+        except Exception:  # noqa: BLE001 - a bug here must not stop the next message
+            _log.exception("delivery_failed", tag=delivery.tag)
+        finally:
+            if settled_here:
+                slot.release()
+                self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
+
+    def _process(self, delivery: Delivery, slot: _Slot) -> bool:
+        """Returns False when a timeout took over the settling of this delivery."""
+        message_id = delivery.headers.get("messageId")
+        if not message_id:
+            _log.error("message_rejected", reason="no messageId header", tag=delivery.tag)
+            self._settle_once(delivery, "reject")
+            return True
+        message_id = str(message_id)
+        decision = self._dedup.begin(message_id, delivery)
+        if isinstance(decision, Duplicate):
+            _log.warning("redelivery_of_message_in_progress", messageId=message_id)
+            return True
+        if isinstance(decision, AlreadyDone):
+            self._settle_once(delivery, decision.verdict)
+            return True
+        try:
+            message = decode(delivery, self._cipher, self._settings.input_format)
+        except BadMessage as exc:
+            _log.error("message_rejected", reason=str(exc), messageId=message_id)
+            self._settle(message_id, "reject")
+            return True
+        return self._run(message_id, delivery, message, slot)
+
+    def _run(self, message_id: str, delivery: Delivery, message: Message, slot: _Slot) -> bool:
+        settings = self._settings
+        reduced = headers.incoming(delivery.headers)
+        base = headers.outgoing(reduced, settings)
+        cfg = self._state.cfg()
+        router = EventRouter(
+            settings=settings,
+            cipher=self._cipher,
+            publisher=self._publisher,
+            throttles=self._throttles,
+            state=self._state,
+            keys=self._keys,
+            delivery=delivery,
+            message=message,
+            cfg=cfg,
+            base_headers=base,
+        )
+        log = get_logger(
+            "component",
+            threadId=reduced["threadId"],
+            messageId=message_id,
+            parentMessageId=reduced.get("parentMessageId"),
+        )
+        run = StepRun(
+            self._step.process,
+            message,
+            cfg,
+            self._state.snapshot(),
+            handle=router,
+            log=log,
+            http_factory=self._http_factory,
+            flow_variables=self._state.variables,
+            step=settings.function,
+        )
+        once = threading.Lock()
+        job = current_job()
+
+        def on_timeout() -> None:
+            if job is not None:
+                stop_job(run, job, settings.message_timeout)
+            else:
+                run.stop(settings.message_timeout)
+            if once.acquire(blocking=False):
+                self._finish(message_id, run.outcome)
+                slot.release()  # the stuck thread keeps running, but not in our count
+                self._done()
+
+        deadline = WATCHDOG.arm(settings.message_timeout, on_timeout)
+        outcome = run.run_here()
+        deadline.cancel()
+        if not once.acquire(blocking=False):
+            return False
+        self._finish(message_id, outcome)
+        return True
+
+    def _finish(self, message_id: str, outcome: Outcome) -> None:
+        verdict: Settlement = "ack"
+        if outcome.undelivered is not None:
+            _log.error(
+                "events_not_published_message_requeued",
+                messageId=message_id,
+                reason=str(outcome.undelivered),
+            )
+            verdict = "requeue"
+        elif outcome.failed:
+            verdict = "reject"
+        self._settle(message_id, verdict)
+
+    def _settle(self, message_id: str, verdict: Settlement) -> None:
+        delivery: Delivery | None = self._dedup.latest(message_id)
+        while delivery is not None:
+            applied = self._settle_once(delivery, verdict)
+            delivery = self._dedup.finish(message_id, verdict, delivery, applied)
+
+    def _settle_once(self, delivery: Delivery, verdict: Settlement) -> bool:
+        try:
+            applied: bool = self._broker.settle(delivery, verdict).wait(SETTLE_TIMEOUT)
+        except TransportError:
+            applied = False
+        if not applied:
+            _log.warning("settle_deferred_until_redelivery", verdict=verdict, tag=delivery.tag)
+        return applied
+
+
+class _Slot:
+    """A concurrency slot that a timeout may release for the thread still holding it."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        self._semaphore = semaphore
+        self._released = threading.Lock()
+
+    def release(self) -> None:
+        if self._released.acquire(blocking=False):
+            self._semaphore.release()
+
+
+def report_startup_error(
+    publisher: Publisher, settings: Settings, cipher: MessageCipher, error: BaseException
+) -> None:
+    """Publish a start-up failure as the sailor does: an error envelope, no errorInput."""
+    from runtime.events import error_payload
+    from runtime.wire import error_envelope
+
+    body, _ = error_envelope(error_payload(error), None, cipher)
+    step_headers: dict[str, Any] = headers.step_ids(settings)
+    publisher.send(settings.error_routing_key, body, step_headers)

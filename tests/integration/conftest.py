@@ -1,0 +1,240 @@
+"""A real RabbitMQ, the local platform's API and topology, and the worker as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.amqp import AdminClient, broker_reachable
+from runtime.localplatform import messaging, topology
+from runtime.localplatform.api_server import PlatformApiServer
+from runtime.localplatform.flow import FlowSpec
+from tests.helpers import FIXTURES, ROOT
+
+FLOWSTEPS = FIXTURES / "flowsteps"
+LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=20)
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    """RABBITMQ_URL, else the local broker, else a testcontainers RabbitMQ where Docker runs.
+
+    In CI (CI=true) a missing broker fails the run; elsewhere the tests are skipped.
+    """
+    url = os.environ.get("RABBITMQ_URL") or LOCAL_BROKER
+    if broker_reachable(url):
+        yield url
+        return
+    if _docker_available():
+        try:  # testcontainers 4.15 moved it; the old path warns
+            from testcontainers.community.rabbitmq import RabbitMqContainer
+        except ImportError:
+            from testcontainers.rabbitmq import RabbitMqContainer
+
+        with RabbitMqContainer("rabbitmq:3-management") as container:
+            params = container.get_connection_params()
+            yield f"amqp://guest:guest@{params.host}:{params.port}/"
+        return
+    message = f"no RabbitMQ at {url} and no Docker for testcontainers (set RABBITMQ_URL)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def platform_api():
+    server = PlatformApiServer(username="task-user", password="task-key-123456").start()
+    yield server
+    server.stop()
+
+
+class WorkerProcess:
+    """``python -m runtime run`` with a step's environment; its JSON log lines collected."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "run", "--log-format", "json"],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        entries = []
+        for line in list(self.lines):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                entries.append({"msg": line})
+        return entries
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_log(self, msg: str, timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.logs:
+                if entry.get("msg") == msg:
+                    return entry
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no {msg!r} log line; worker output:\n{self.text}")
+
+    def signal(self, number: int = signal.SIGTERM) -> None:
+        self.process.send_signal(number)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        code = self.process.wait(timeout)
+        self._close()
+        return code
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._close()
+
+    def _close(self) -> None:
+        self._reader.join(5)
+        if self.process.stdout is not None and not self.process.stdout.closed:
+            self.process.stdout.close()
+
+
+class StepHarness:
+    """One step of a flow on the real broker: topology, platform API, worker, outputs."""
+
+    def __init__(self, amqp_url: str, api: PlatformApiServer, function: str, **flow: Any) -> None:
+        config = flow.pop("config", {})
+        self.component = flow.pop("component", FLOWSTEPS)
+        self.flow = FlowSpec.model_validate(
+            {
+                "flowId": f"t-{uuid.uuid4().hex[:10]}",
+                "function": function,
+                "amqpUrl": amqp_url,
+                **flow,
+            }
+        )
+        self.api = api
+        api.add_step(self.flow.flow_id, self.flow.step_id, self.flow.step_data(config))
+        self.admin = AdminClient(amqp_url, name="test")
+        topology.declare(self.flow, self.admin)
+        self.workers: list[WorkerProcess] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ELASTICIO_")}
+        env.update(self.flow.worker_env(self.api.url))
+        env["ELASTICIO_API_USERNAME"] = self.api.state.username
+        env["ELASTICIO_API_KEY"] = self.api.state.password
+        env["ELASTICIO_DATA_RATE_LIMIT"] = "100000"
+        env["ELASTICIO_ERROR_RATE_LIMIT"] = "100000"
+        env["ELASTICIO_SNAPSHOT_RATE_LIMIT"] = "100000"
+        env["PYTHONPATH"] = str(ROOT)
+        env.update(extra)
+        return env
+
+    def start_worker(self, *, wait: bool = True, **extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess(self.env(**extra_env), cwd=self.component)
+        self.workers.append(worker)
+        if wait:
+            worker.wait_for_log("worker_ready")
+        return worker
+
+    def send(self, body: Any, *, version: int = 1, **headers: Any) -> str:
+        return messaging.send(self.flow, self.admin, body, headers=headers, version=version)
+
+    def publish_raw(self, body: bytes, headers: dict[str, Any]) -> None:
+        from runtime.transport import Properties
+
+        self.admin.publish(
+            self.flow.publish_exchange,
+            self.flow.routing_key("input"),
+            body,
+            Properties(headers=headers, content_type="application/json"),
+        )
+
+    def take(self, kind: str, count: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Wait for ``count`` messages on an output queue and return them decoded."""
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count and time.monotonic() < deadline:
+            got = self.admin.get(self.flow.output_queue(kind))
+            if got is None:
+                time.sleep(0.02)
+                continue
+            body, properties = got
+            event = messaging.read(self.flow, kind, body, properties)
+            event["properties"] = properties
+            event["raw"] = body
+            found.append(event)
+        assert len(found) == count, f"expected {count} on {kind}, got {len(found)}"
+        return found
+
+    def take_raw(self, kind: str, timeout: float = 15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.admin.get(self.flow.output_queue(kind))
+            if got is not None:
+                return got
+            time.sleep(0.02)
+        raise AssertionError(f"nothing on {kind}")
+
+    def empty(self, kind: str) -> bool:
+        return self.admin.count(self.flow.output_queue(kind)) == 0
+
+    def queued(self) -> int:
+        return self.admin.count(self.flow.messages_queue)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        try:
+            topology.remove(self.flow, self.admin)
+        finally:
+            self.admin.close()
+
+
+@pytest.fixture
+def step(amqp_url, platform_api):
+    """A factory: ``step("work", config={...})`` gives a harness; all are cleaned up."""
+    made: list[StepHarness] = []
+
+    def make(function: str, **flow: Any) -> StepHarness:
+        harness = StepHarness(amqp_url, platform_api, function, **flow)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.close()
