@@ -3,8 +3,13 @@
 Component authors use these names; everything else in the package is the runtime's own.
 """
 
-from runtime.context import Context
-from runtime.errors import AuthError, InvalidInput, StepError
-from runtime.events import Event, Message
+import time
+
+IMPORTED_AT = time.monotonic()
+"""When the runtime was first imported: start-up times are measured from here."""
+
+from runtime.context import Context  # noqa: E402
+from runtime.errors import AuthError, InvalidInput, StepError  # noqa: E402
+from runtime.events import Event, Message  # noqa: E402
 
 __all__ = ["AuthError", "Context", "Event", "InvalidInput", "Message", "StepError"]

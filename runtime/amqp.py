@@ -206,12 +206,10 @@ class Broker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._start_error is not None:
-                self.close()
                 raise self._start_error
             if ready():
                 return
             time.sleep(0.005)
-        self.close()
         raise TransportError(f"the broker did not answer within {timeout:g} s")
 
     def publish(
@@ -233,8 +231,8 @@ class Broker:
             exchange, routing_key, body, properties, mandatory, Confirmation(),
             time.monotonic() + timeout,
         )  # fmt: skip
-        if self._fatal is not None:
-            pending.confirmation.fail(self._fatal)
+        if self._fatal is not None or self._closing or not self._thread.is_alive():
+            pending.confirmation.fail(self._fatal or TransportError("the broker is closed"))
             return pending.confirmation
         self._incoming.append(pending)
         with self._flush_lock:

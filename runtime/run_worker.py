@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from runtime import log
+from runtime import IMPORTED_AT, log
 from runtime.amqp import Broker, Reconnect
 from runtime.component import component_root, load_component
 from runtime.crypto import MessageCipher
@@ -51,7 +51,7 @@ def log_context(settings: Settings) -> dict[str, str]:
 
 
 def run_worker(env: Mapping[str, str], *, cwd: Path, log_format: str | None = None) -> int:
-    started = time.monotonic()
+    started = IMPORTED_AT
     settings = Settings.from_env(env)
     log.configure(fmt=log_format, static=log_context(settings))
     api = PlatformApi(

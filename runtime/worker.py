@@ -94,15 +94,12 @@ class Worker:
 
     def _guarded(self, delivery: Delivery) -> None:
         settled_here = True
-        self._slots.acquire()
-        slot = _Slot(self._slots)
         try:
-            settled_here = self._process(delivery, slot)
+            settled_here = self._process(delivery)
         except Exception:  # noqa: BLE001 - a bug here must not stop the next message
             _log.exception("delivery_failed", tag=delivery.tag)
         finally:
             if settled_here:
-                slot.release()
                 self._done()
 
     def _done(self) -> None:
@@ -110,7 +107,7 @@ class Worker:
             self._active -= 1
             self._idle.notify_all()
 
-    def _process(self, delivery: Delivery, slot: _Slot) -> bool:
+    def _process(self, delivery: Delivery) -> bool:
         """Returns False when a timeout took over the settling of this delivery."""
         message_id = delivery.headers.get("messageId")
         if not message_id:
@@ -118,6 +115,8 @@ class Worker:
             self._settle_once(delivery, "reject")
             return True
         message_id = str(message_id)
+        # Copies of a message in progress are settled without a slot: the first copy,
+        # which holds one, settles them when it finishes.
         decision = self._dedup.begin(message_id, delivery)
         if isinstance(decision, Duplicate):
             _log.warning("redelivery_of_message_in_progress", messageId=message_id)
@@ -125,13 +124,21 @@ class Worker:
         if isinstance(decision, AlreadyDone):
             self._settle_once(delivery, decision.verdict)
             return True
+        self._slots.acquire()
+        slot = _Slot(self._slots)
+        settled_here = True
         try:
-            message = decode(delivery, self._cipher, self._settings.input_format)
-        except BadMessage as exc:
-            _log.error("message_rejected", reason=str(exc), messageId=message_id)
-            self._settle(message_id, "reject")
-            return True
-        return self._run(message_id, delivery, message, slot)
+            try:
+                message = decode(delivery, self._cipher, self._settings.input_format)
+            except BadMessage as exc:
+                _log.error("message_rejected", reason=str(exc), messageId=message_id)
+                self._settle(message_id, "reject")
+                return True
+            settled_here = self._run(message_id, delivery, message, slot)
+            return settled_here
+        finally:
+            if settled_here:
+                slot.release()
 
     def _run(self, message_id: str, delivery: Delivery, message: Message, slot: _Slot) -> bool:
         settings = self._settings

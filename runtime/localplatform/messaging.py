@@ -85,3 +85,8 @@ def read(flow: FlowSpec, kind: str, body: bytes, properties: Properties) -> dict
     if kind == "reply" and headers.get("x-eio-error-response"):
         event = "error reply"
     return {"event": event, "headers": headers, "payload": payload}
+
+
+def encode_for(flow: FlowSpec, value: Any, version: int = 1) -> bytes:
+    """A value encrypted with the flow's key, as a step's body on the wire."""
+    return encode(value, cipher_for(flow), version)

@@ -1,0 +1,175 @@
+"""Bad input, hanging steps, lost connections and updateKeys, on the real broker."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from runtime.localplatform import messaging
+
+pytestmark = pytest.mark.integration
+
+
+def close_connections(role: str) -> int:
+    """Force-close the worker's ``-read`` or ``-write`` connection, as an operator would."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    closed = 0
+    for line in listing.splitlines():
+        if f'-{role}"}}' in line or f'-{role}"}}]' in line or line.rstrip().endswith(f'-{role}"}}]'):
+            pid = line.split()[0]
+            subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: forced close"],
+                           check=True, capture_output=True)
+            closed += 1
+    return closed
+
+
+def wait_for(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "reason"),
+    [
+        (b"\x00\x01 not base64 at all", {"messageId": "m-garbage"}, "not base64"),
+        (b"aGVsbG8gd29ybGQ=", {"messageId": "m-plain"}, "cannot be decrypted"),
+        (None, {}, "no messageId header"),
+    ],
+)
+def test_bad_input_is_rejected_logged_without_content_and_the_next_message_flows(
+    step, body, headers, reason
+):
+    harness = step("work")
+    worker = harness.start_worker()
+    if body is None:
+        body = messaging.encode_for(harness.flow, {"body": {"secret": "payload-7731"}})
+    harness.publish_raw(body, headers)
+    harness.send({"after": True})
+    [out] = harness.take("message")
+    assert out["payload"]["body"] == {"after": True}
+    wait_for(lambda: any(e.get("msg") == "message_rejected" for e in worker.logs))
+    rejected = [e for e in worker.logs if e.get("msg") == "message_rejected"]
+    assert reason in rejected[0]["reason"]
+    assert "payload-7731" not in worker.text
+    assert harness.queued() == 0
+    assert harness.empty("error")
+
+
+def test_a_json_array_message_is_rejected(step):
+    harness = step("work")
+    worker = harness.start_worker()
+    harness.publish_raw(messaging.encode_for(harness.flow, [1, 2, 3]), {"messageId": "m-array"})
+    wait_for(lambda: "not a JSON object" in worker.text)
+    harness.send({"next": 1})
+    harness.take("message")
+
+
+def test_a_hanging_step_is_stopped_and_the_worker_goes_on(step):
+    harness = step("work", env={"ELASTICIO_MESSAGE_TIMEOUT": "1"})
+    harness.start_worker()
+    harness.send({"sleep": 60, "n": 1})
+    harness.send({"n": 2})
+    [error] = harness.take("error", timeout=10)
+    assert "ran longer than 1 s and was stopped" in error["payload"]["error"]["message"]
+    assert error["payload"]["errorInput"]["body"]["n"] == 1
+    [out] = harness.take("message", timeout=10)
+    assert out["payload"]["body"] == {"n": 2}
+    wait_for(lambda: harness.queued() == 0)
+
+
+def test_a_force_closed_read_connection_is_survived_with_nothing_lost(step):
+    harness = step("work")
+    worker = harness.start_worker()
+    harness.send({"n": 1})
+    harness.take("message")
+    assert close_connections("read") == 1
+    wait_for(lambda: "read_connection_lost" in worker.text)
+    for n in range(2, 6):
+        harness.send({"n": n})
+    outputs = harness.take("message", 4)
+    assert sorted(o["payload"]["body"]["n"] for o in outputs) == [2, 3, 4, 5]
+    assert worker.process.poll() is None
+
+
+def test_a_force_closed_write_connection_is_survived(step):
+    harness = step("work")
+    worker = harness.start_worker()
+    assert close_connections("write") == 1
+    wait_for(lambda: "write_connection_lost" in worker.text)
+    for n in range(3):
+        harness.send({"n": n})
+    outputs = harness.take("message", 3)
+    assert sorted(o["payload"]["body"]["n"] for o in outputs) == [0, 1, 2]
+
+
+def test_read_connection_lost_during_a_slow_message_processes_it_once(step):
+    harness = step("work")
+    worker = harness.start_worker()
+    harness.send({"sleep": 2.0, "n": 1})
+    harness.send({"n": 2})
+    time.sleep(0.5)
+    assert close_connections("read") == 1
+    outputs = harness.take("message", 2, timeout=20)
+    assert sorted(o["payload"]["body"]["n"] for o in outputs) == [1, 2]
+    time.sleep(1.5)
+    assert harness.empty("message")  # nothing twice
+    wait_for(lambda: harness.queued() == 0)
+    assert "redelivery_of_message_in_progress" in worker.text
+
+
+def test_update_keys_are_saved_then_used_by_the_next_message(step, platform_api):
+    harness = step("keys", config={"apiKey": "original-key-0000"})
+    harness.start_worker()
+    harness.send({})
+    [first] = harness.take("message")
+    assert first["payload"]["body"] == {"apiKeyAtStart": "original-key-0000"}
+    account = harness.flow.account
+    assert platform_api.state.accounts[account]["apiKey"] == "rotated-key-0001"
+    [published] = harness.take("keys")
+    assert published["payload"]["keys"]["apiKey"] == "rotated-key-0001"
+    assert published["payload"]["account"] == account
+    harness.send({})
+    [second] = harness.take("message")
+    assert second["payload"]["body"] == {"apiKeyAtStart": "rotated-key-0001"}
+
+
+def test_update_keys_with_nowhere_to_go_is_an_error(step, platform_api):
+    harness = step("keys", accountId="", env={"ELASTICIO_UPDATE_KEYS_ROUTING_KEY": ""})
+    platform_api.add_step(harness.flow.flow_id, harness.flow.step_id, {"config": {}})
+    harness.start_worker()
+    harness.send({})
+    [error] = harness.take("error")
+    assert "updateKeys has nowhere to go" in error["payload"]["error"]["message"]
+
+
+def test_update_keys_failing_at_the_platform_is_an_error_but_the_routing_key_saves_them(
+    step, platform_api
+):
+    harness = step("keys")
+    platform_api.state.fail_accounts = True
+    worker = harness.start_worker()
+    harness.send({})
+    harness.take("message")
+    harness.take("keys")
+    assert harness.empty("error")
+    assert "keys_partly_saved" in worker.text
+
+
+def test_unroutable_data_is_an_error_not_a_silent_drop(step):
+    harness = step("route")
+    harness.start_worker()
+    harness.send({"to": "no-queue-is-bound-to-this"})
+    [error] = harness.take("error")
+    message = error["payload"]["error"]["message"]
+    assert "no queue is bound to it" in message
+    assert "no-queue-is-bound-to-this" in message
+    assert harness.queued() == 0
