@@ -23,6 +23,8 @@ from runtime.localplatform.flow import FlowSpec
 from tests.helpers import FIXTURES, ROOT
 
 FLOWSTEPS = FIXTURES / "flowsteps"
+NODE_DIR = ROOT / "bench" / "node"
+NODE_SAILOR = NODE_DIR / "node_modules" / "elasticio-sailor-nodejs"
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
@@ -59,6 +61,26 @@ def amqp_url():
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def node_sailor() -> Path:
+    """elastic.io's Node.js sailor 2.7.8, installed from bench/node/package-lock.json."""
+    if not (NODE_SAILOR / "run.js").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            message = "npm is needed to install the Node.js sailor for interoperability tests"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return NODE_SAILOR
+
+
 @pytest.fixture
 def platform_api():
     server = PlatformApiServer(username="task-user", password="task-key-123456").start()
@@ -69,9 +91,9 @@ def platform_api():
 class WorkerProcess:
     """``python -m runtime run`` with a step's environment; its JSON log lines collected."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, command: list[str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "run", "--log-format", "json"],
+            command or [sys.executable, "-m", "runtime", "run", "--log-format", "json"],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -169,6 +191,16 @@ class StepHarness:
         self.workers.append(worker)
         if wait:
             worker.wait_for_log("worker_ready")
+        return worker
+
+    def start_node_worker(self, sailor: Path, **extra_env: str) -> WorkerProcess:
+        """The Node.js sailor running the passthrough component, with the same environment."""
+        env = self.env(**extra_env)
+        worker = WorkerProcess(
+            env, cwd=NODE_DIR / "component", command=["node", str(sailor / "run.js")]
+        )
+        self.workers.append(worker)
+        worker.wait_for_log("Fully initialized and waiting for messages")
         return worker
 
     def send(self, body: Any, *, version: int = 1, **headers: Any) -> str:

@@ -16,14 +16,23 @@ def close_connections(role: str) -> int:
     """Force-close the worker's ``-read`` or ``-write`` connection, as an operator would."""
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     closed = 0
     for line in listing.splitlines():
-        if f'-{role}"}}' in line or f'-{role}"}}]' in line or line.rstrip().endswith(f'-{role}"}}]'):
+        if (
+            f'-{role}"}}' in line
+            or f'-{role}"}}]' in line
+            or line.rstrip().endswith(f'-{role}"}}]')
+        ):
             pid = line.split()[0]
-            subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: forced close"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["rabbitmqctl", "-q", "close_connection", pid, "test: forced close"],
+                check=True,
+                capture_output=True,
+            )
             closed += 1
     return closed
 

@@ -1,0 +1,59 @@
+"""Kill -9 in the middle of a stream: every input has its output, duplicates only in flight."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOTAL = 2000
+PREFETCH = 10
+
+
+def test_sigkill_mid_stream_loses_nothing(step):
+    harness = step("work", prefetch=PREFETCH)
+    for n in range(TOTAL):
+        harness.send({"n": n})
+    seen: collections.Counter[int] = collections.Counter()
+
+    def drain() -> None:
+        while (got := harness.admin.get(harness.flow.output_queue("message"))) is not None:
+            body, properties = got
+            from runtime.localplatform import messaging
+
+            seen[
+                messaging.read(harness.flow, "message", body, properties)["payload"]["body"]["n"]
+            ] += 1
+
+    first = harness.start_worker()
+    deadline = time.monotonic() + 60
+    while harness.admin.count(harness.flow.output_queue("message")) < TOTAL // 3:
+        assert time.monotonic() < deadline, "the first worker made no progress"
+        time.sleep(0.01)
+    first.signal(signal.SIGKILL)
+    first.wait()
+    drain()
+    killed_after = sum(seen.values())
+    assert 0 < killed_after < TOTAL
+
+    second = harness.start_worker()
+    deadline = time.monotonic() + 120
+    while len(seen) < TOTAL and time.monotonic() < deadline:
+        drain()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    drain()
+    second.signal()
+    assert second.wait() == 0
+
+    missing = set(range(TOTAL)) - set(seen)
+    duplicates = {n: c for n, c in seen.items() if c > 1}
+    assert missing == set()
+    assert len(duplicates) <= PREFETCH, duplicates
+    assert all(count == 2 for count in duplicates.values())
+    assert harness.queued() == 0
+    assert harness.empty("error")
