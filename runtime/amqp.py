@@ -162,10 +162,11 @@ class Broker:
         self._publisher_ready = threading.Event()
         self._write_attempts = 0
         self._write_down_since: float | None = None
-        self._incoming: collections.deque[_Pending] = collections.deque()
+        self._mailbox: collections.deque[_Pending | Callable[[], None]] = collections.deque()
         self._outbox: collections.deque[_Pending] = collections.deque()
         self._unconfirmed: collections.OrderedDict[int, _Pending] = collections.OrderedDict()
         self._next_tag = 1
+        self._expiring = False
         self._flush_scheduled = False
         self._flush_lock = threading.Lock()
         self._started = threading.Event()
@@ -234,19 +235,43 @@ class Broker:
         if self._fatal is not None or self._closing or not self._thread.is_alive():
             pending.confirmation.fail(self._fatal or TransportError("the broker is closed"))
             return pending.confirmation
-        self._incoming.append(pending)
-        with self._flush_lock:
-            schedule = not self._flush_scheduled
-            self._flush_scheduled = True
-        if schedule:
-            self._loop.add_callback_threadsafe(self._flush)
+        self._post(pending)
         return pending.confirmation
 
     def settle(self, delivery: Delivery, action: Settlement) -> Confirmation:
         """Ack, reject (no requeue) or requeue a delivery; resolves False if it is stale."""
         done = Confirmation()
-        self._loop.add_callback_threadsafe(lambda: self._settle_now(delivery, action, done))
+        self.call_soon(lambda: done.resolve(self.settle_here(delivery, action)))
         return done
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the I/O thread: now if this is it, else as soon as possible."""
+        if threading.current_thread() is self._thread:
+            callback()
+        else:
+            self._post(callback)
+
+    def settle_here(self, delivery: Delivery, action: Settlement) -> bool:
+        """Settle on the I/O thread; False when the delivery's connection is gone."""
+        channel = self._consumer
+        if delivery.generation != self.generation or channel is None or not channel.is_open:
+            return False
+        if action == "ack":
+            channel.basic_ack(delivery.tag)
+        elif action == "reject":
+            channel.basic_reject(delivery.tag, requeue=False)
+        else:
+            channel.basic_nack(delivery.tag, requeue=True)
+        return True
+
+    def _post(self, item: _Pending | Callable[[], None]) -> None:
+        # Many threads post in bursts: one wake-up of the I/O thread serves them all.
+        self._mailbox.append(item)
+        with self._flush_lock:
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        self._loop.add_callback_threadsafe(self._drain)
 
     def stop_consuming(self, timeout: float = 10.0) -> None:
         """Cancel the consumer; deliveries in flight can still be settled."""
@@ -422,7 +447,9 @@ class Broker:
             self._write_attempts = 0
             self._write_down_since = None
             self._publisher_ready.set()
-            self._loop.call_later(1.0, self._expire_publishes)
+            if not self._expiring:
+                self._expiring = True
+                self._loop.call_later(1.0, self._expire_publishes)
             self._flush()
 
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=ready)
@@ -486,9 +513,10 @@ class Broker:
         if self._fatal is not None:
             return
         self._fatal = error
-        for pending in [*self._incoming, *self._outbox, *self._unconfirmed.values()]:
+        pendings = [p for p in self._mailbox if isinstance(p, _Pending)]
+        for pending in [*pendings, *self._outbox, *self._unconfirmed.values()]:
             pending.confirmation.fail(error)
-        self._incoming.clear()
+        self._mailbox.clear()
         self._outbox.clear()
         self._unconfirmed.clear()
         if self._on_fatal is not None:
@@ -496,11 +524,18 @@ class Broker:
 
     # --- publishing (I/O thread) -------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _drain(self) -> None:
         with self._flush_lock:
             self._flush_scheduled = False
-        while self._incoming:
-            self._outbox.append(self._incoming.popleft())
+        while self._mailbox:
+            item = self._mailbox.popleft()
+            if isinstance(item, _Pending):
+                self._outbox.append(item)
+            else:
+                item()
+        self._flush()
+
+    def _flush(self) -> None:
         channel = self._publisher
         if channel is None or not channel.is_open:
             return
@@ -577,33 +612,17 @@ class Broker:
 
     def _expire_publishes(self) -> None:
         now = time.monotonic()
-        for group in (self._outbox, self._incoming):
-            for pending in group:
-                if now > pending.deadline:
-                    pending.confirmation.fail(
-                        TransportError("the broker did not confirm the publish in time")
-                    )
+        for pending in self._outbox:
+            if now > pending.deadline:
+                pending.confirmation.fail(
+                    TransportError("the broker did not confirm the publish in time")
+                )
         for tag in [t for t, p in self._unconfirmed.items() if now > p.deadline]:
             self._unconfirmed[tag].confirmation.fail(
                 TransportError("the broker did not confirm the publish in time")
             )
         if not self._closing:
             self._loop.call_later(1.0, self._expire_publishes)
-
-    # --- settling (I/O thread) ---------------------------------------------------------
-
-    def _settle_now(self, delivery: Delivery, action: Settlement, done: Confirmation) -> None:
-        channel = self._consumer
-        if delivery.generation != self.generation or channel is None or not channel.is_open:
-            done.resolve(False)
-            return
-        if action == "ack":
-            channel.basic_ack(delivery.tag)
-        elif action == "reject":
-            channel.basic_reject(delivery.tag, requeue=False)
-        else:
-            channel.basic_nack(delivery.tag, requeue=True)
-        done.resolve(True)
 
     def _close_now(self) -> None:
         self._closing = True
@@ -703,15 +722,19 @@ class AdminClient:
         on_message: Callable[[bytes, Properties], None],
         *,
         stop: threading.Event,
+        auto_ack: bool = False,
     ) -> None:
         """Deliver messages to ``on_message`` (acked after it returns) until ``stop`` is set."""
-        for method, properties, body in self._channel.consume(queue, inactivity_timeout=0.2):
+        for method, properties, body in self._channel.consume(
+            queue, auto_ack=auto_ack, inactivity_timeout=0.2
+        ):
             if stop.is_set():
                 break
             if method is None:
                 continue
             on_message(body, from_pika(properties))
-            self._channel.basic_ack(method.delivery_tag)
+            if not auto_ack:
+                self._channel.basic_ack(method.delivery_tag)
         self._channel.cancel()
 
     def close(self) -> None:

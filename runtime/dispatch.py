@@ -20,6 +20,7 @@ end           —                                               —
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from runtime.events import Event, Message, error_payload
 from runtime.headers import ERROR_RESPONSE_HEADER, now_ms, routing_key_override
 from runtime.keys import KeySaver
 from runtime.log import get_logger
+from runtime.outbox import Outbox
 from runtime.publisher import Publisher
 from runtime.settings import Settings
 from runtime.step_state import StepState
@@ -77,6 +79,7 @@ class EventRouter:
         message: Message,
         cfg: dict[str, Any],
         base_headers: dict[str, Any],
+        outbox: Outbox,
     ) -> None:
         self._settings = settings
         self._cipher = cipher
@@ -88,6 +91,7 @@ class EventRouter:
         self._message = message
         self._cfg = cfg
         self._base = base_headers
+        self._outbox = outbox
         self._original_passthrough = copy.deepcopy(message.passthrough)
 
     def __call__(self, event: Event) -> None:
@@ -117,9 +121,7 @@ class EventRouter:
         headers["protocolVersion"] = settings.protocol_version
         body = encode(data, self._cipher, settings.protocol_version)
         self._check_size(body)
-        self._publisher.send(
-            override or settings.data_routing_key, body, headers, throttle=self._throttles.data.wait
-        )
+        self._send(override or settings.data_routing_key, body, headers, self._throttles.data.wait)
 
     def _passthrough(self, data: dict[str, Any]) -> dict[str, Any]:
         passthrough = dict(self._original_passthrough)
@@ -139,14 +141,16 @@ class EventRouter:
         """Publish an error envelope (with the original message as ``errorInput``)."""
         headers = {**self._base, "end": now_ms()}
         body, encrypted_error = error_envelope(error, self._delivery, self._cipher)
-        self._publisher.send(
-            self._settings.error_routing_key, body, headers, throttle=self._throttles.error.wait
-        )
+        self._send(self._settings.error_routing_key, body, headers, self._throttles.error.wait)
         reply_to = self._base.get("reply_to")
         if reply_to and not self._settings.no_error_replies:
-            self._publisher.send(
-                reply_to, encrypted_error, {**headers, ERROR_RESPONSE_HEADER: True}
-            )
+            self._send(reply_to, encrypted_error, {**headers, ERROR_RESPONSE_HEADER: True})
+
+    def error_now(self, error: dict[str, str]) -> None:
+        """Publish an error envelope and wait for the broker's confirm (after the step ended)."""
+        headers = {**self._base, "end": now_ms()}
+        body, _ = error_envelope(error, self._delivery, self._cipher)
+        self._publisher.send(self._settings.error_routing_key, body, headers)
 
     def _rebound(self, reason: dict[str, str]) -> None:
         settings = self._settings
@@ -164,7 +168,9 @@ class EventRouter:
         }
         expiration = 2 ** (iteration - 1) * settings.rebound_initial_expiration
         properties = replace(original, headers=headers, expiration=str(expiration))
-        self._publisher.send_raw(settings.rebound_routing_key, self._delivery.body, properties)
+        self._outbox.track(
+            self._publisher.submit(settings.rebound_routing_key, self._delivery.body, properties)
+        )
 
     def _snapshot(self, kind: str, snapshot: dict[str, Any]) -> None:
         headers = {**self._base, "snapshotEvent": kind}
@@ -177,9 +183,7 @@ class EventRouter:
             return
         else:
             self._state.merge_snapshot(snapshot)
-        self._publisher.send(
-            self._settings.snapshot_routing_key, dumps(snapshot), headers, throttle=throttle
-        )
+        self._send(self._settings.snapshot_routing_key, dumps(snapshot), headers, throttle)
 
     def _http_reply(self, reply: dict[str, Any]) -> None:
         reply_to = self._base.get("reply_to")
@@ -187,7 +191,17 @@ class EventRouter:
             raise NoReplyTo
         body = encode(reply, self._cipher, 1)
         self._check_size(body)
-        self._publisher.send(reply_to, body, {**self._base, "protocolVersion": 1})
+        self._send(reply_to, body, {**self._base, "protocolVersion": 1})
+
+    def _send(
+        self,
+        routing_key: str,
+        body: bytes,
+        headers: dict[str, Any],
+        throttle: Callable[[], None] | None = None,
+    ) -> None:
+        properties = self._publisher.properties(headers)
+        self._outbox.track(self._publisher.submit(routing_key, body, properties, throttle=throttle))
 
     def _check_size(self, body: bytes) -> None:
         limit = self._settings.outgoing_message_size_limit

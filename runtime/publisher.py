@@ -52,20 +52,20 @@ class Publisher:
         throttle: Callable[[], None] | None = None,
     ) -> None:
         """Publish with the platform's properties; returns once the broker confirmed."""
-        self.send_raw(routing_key, body, self.properties(headers), throttle=throttle)
+        confirmation = self.submit(routing_key, body, self.properties(headers), throttle=throttle)
+        confirmation.wait(self._settings.publish_timeout + 1)
 
-    def send_raw(
+    def submit(
         self,
         routing_key: str,
         body: bytes,
         properties: Properties,
         *,
         throttle: Callable[[], None] | None = None,
-    ) -> None:
+    ) -> Confirmation:
+        """Hand a publish to the broker; the confirmation completes when the broker confirms."""
         if throttle is not None:
             throttle()
-        timeout = self._settings.publish_timeout
-        confirmation = self._broker.publish(
-            self._exchange, routing_key, body, properties, timeout=timeout
+        return self._broker.publish(
+            self._exchange, routing_key, body, properties, timeout=self._settings.publish_timeout
         )
-        confirmation.wait(timeout + 1)

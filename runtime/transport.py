@@ -6,6 +6,7 @@ Plain data, no pika: only ``runtime.amqp`` knows the AMQP library.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -56,34 +57,73 @@ class UnroutableError(TransportError):
     """The broker returned a mandatory message: no queue is bound to its routing key."""
 
 
-class Confirmation:
-    """Completed by the broker's I/O thread; waited for by the thread that published."""
+# One lock for all confirmations: each holds it for a few instructions, and a lock per
+# confirmation would cost more to create than it saves (thousands are made per second).
+_CONFIRMATIONS = threading.Lock()
 
-    __slots__ = ("_done", "_error", "_value")
+
+class Confirmation:
+    """Completed by the broker's I/O thread; waited for, or called back, elsewhere.
+
+    Callbacks run on the thread that completes the confirmation (usually the I/O thread),
+    so they must be quick and must not block.
+    """
+
+    __slots__ = ("_callbacks", "_done", "_error", "_event", "_value")
 
     def __init__(self) -> None:
-        self._done = threading.Event()
+        self._done = False
         self._error: BaseException | None = None
         self._value: Any = None
+        self._event: threading.Event | None = None
+        self._callbacks: list[Callable[[Confirmation], None]] | None = None
 
     def resolve(self, value: Any = True) -> None:
-        if not self._done.is_set():
-            self._value = value
-            self._done.set()
+        self._complete(value, None)
 
     def fail(self, error: BaseException) -> None:
-        if not self._done.is_set():
+        self._complete(None, error)
+
+    def _complete(self, value: Any, error: BaseException | None) -> None:
+        with _CONFIRMATIONS:
+            if self._done:
+                return
+            self._done = True
+            self._value = value
             self._error = error
-            self._done.set()
+            event, callbacks = self._event, self._callbacks
+            self._callbacks = None
+        if event is not None:
+            event.set()
+        for callback in callbacks or ():
+            callback(self)
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def on_done(self, callback: Callable[[Confirmation], None]) -> None:
+        """Call ``callback(self)`` once complete (at once, here, if it already is)."""
+        with _CONFIRMATIONS:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        callback(self)
 
     def wait(self, timeout: float | None) -> Any:
         """The value, once confirmed; raises the failure, or TransportError on timeout."""
-        if not self._done.wait(timeout):
-            raise TransportError(f"the broker did not confirm within {timeout:g} s")
+        with _CONFIRMATIONS:
+            if not self._done and self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        if event is not None and not event.wait(timeout):
+            raise TransportError(f"the broker did not confirm within {timeout or 0:g} s")
         if self._error is not None:
             raise self._error
         return self._value

@@ -22,17 +22,18 @@ from runtime.crypto import MessageCipher
 from runtime.dedup import AlreadyDone, Deduper, Duplicate
 from runtime.dispatch import EventRouter, Throttles
 from runtime.errors import TransportError
-from runtime.events import Message
-from runtime.executor import Outcome, StepRun, stop_job
+from runtime.events import Message, error_payload
+from runtime.executor import DeliveryFailed, Outcome, StepRun, stop_job
 from runtime.keys import KeySaver
 from runtime.log import get_logger
+from runtime.outbox import Outbox
 from runtime.platform_api import PlatformApi
 from runtime.publisher import Publisher
 from runtime.runners import RunnerPool, current_job
 from runtime.settings import Settings
 from runtime.step_state import StepState
 from runtime.steps import Step
-from runtime.transport import Delivery, Settlement
+from runtime.transport import Delivery, Settlement, UnroutableError
 from runtime.watchdog import WATCHDOG
 from runtime.wire import BadMessage, decode
 
@@ -108,7 +109,7 @@ class Worker:
             self._idle.notify_all()
 
     def _process(self, delivery: Delivery) -> bool:
-        """Returns False when a timeout took over the settling of this delivery."""
+        """True when this call settled the delivery; False when that happens later, elsewhere."""
         message_id = delivery.headers.get("messageId")
         if not message_id:
             _log.error("message_rejected", reason="no messageId header", tag=delivery.tag)
@@ -143,8 +144,8 @@ class Worker:
     def _run(self, message_id: str, delivery: Delivery, message: Message, slot: _Slot) -> bool:
         settings = self._settings
         reduced = headers.incoming(delivery.headers)
-        base = headers.outgoing(reduced, settings)
         cfg = self._state.cfg()
+        outbox = Outbox(wait_timeout=settings.publish_timeout)
         router = EventRouter(
             settings=settings,
             cipher=self._cipher,
@@ -155,13 +156,8 @@ class Worker:
             delivery=delivery,
             message=message,
             cfg=cfg,
-            base_headers=base,
-        )
-        log = get_logger(
-            "component",
-            threadId=reduced["threadId"],
-            messageId=message_id,
-            parentMessageId=reduced.get("parentMessageId"),
+            base_headers=headers.outgoing(reduced, settings),
+            outbox=outbox,
         )
         run = StepRun(
             self._step.process,
@@ -169,7 +165,12 @@ class Worker:
             cfg,
             self._state.snapshot(),
             handle=router,
-            log=log,
+            log=get_logger(
+                "component",
+                threadId=reduced["threadId"],
+                messageId=message_id,
+                parentMessageId=reduced.get("parentMessageId"),
+            ),
             http_factory=self._http_factory,
             flow_variables=self._state.variables,
             step=settings.function,
@@ -177,38 +178,80 @@ class Worker:
         once = threading.Lock()
         job = current_job()
 
+        def seal() -> None:
+            outbox.seal(lambda failures: self._complete(message_id, run.outcome, failures, router))
+
         def on_timeout() -> None:
             if job is not None:
                 stop_job(run, job, settings.message_timeout)
             else:
                 run.stop(settings.message_timeout)
             if once.acquire(blocking=False):
-                self._finish(message_id, run.outcome)
                 slot.release()  # the stuck thread keeps running, but not in our count
-                self._done()
+                seal()
 
         deadline = WATCHDOG.arm(settings.message_timeout, on_timeout)
-        outcome = run.run_here()
+        run.run_here()
         deadline.cancel()
         if not once.acquire(blocking=False):
             return False
-        self._finish(message_id, outcome)
-        return True
+        slot.release()
+        seal()
+        return False  # settled by _complete, once the broker confirmed every publish
 
-    def _finish(self, message_id: str, outcome: Outcome) -> None:
-        verdict: Settlement = "ack"
-        if outcome.undelivered is not None:
-            _log.error(
-                "events_not_published_message_requeued",
-                messageId=message_id,
-                reason=str(outcome.undelivered),
+    def _complete(
+        self,
+        message_id: str,
+        outcome: Outcome,
+        failures: list[BaseException],
+        router: EventRouter,
+    ) -> None:
+        """Decide the message's fate once every publish of it is confirmed (or failed)."""
+        if outcome.undelivered is not None or any(
+            not isinstance(f, UnroutableError) for f in failures
+        ):
+            reason = outcome.undelivered or next(
+                f for f in failures if not isinstance(f, UnroutableError)
             )
+            _log.error(
+                "events_not_published_message_requeued", messageId=message_id, reason=str(reason)
+            )
+            self._settle_soon(message_id, "requeue")
+        elif failures:
+            # Returned as unroutable: say so in an error event, then reject (needs a thread
+            # that may wait for the broker, so not the I/O thread).
+            self._runners.submit(lambda: self._report_unroutable(message_id, failures, router))
+        else:
+            self._settle_soon(message_id, "reject" if outcome.failed else "ack")
+
+    def _report_unroutable(
+        self, message_id: str, failures: list[BaseException], router: EventRouter
+    ) -> None:
+        verdict: Settlement = "reject"
+        try:
+            router.error_now(error_payload(DeliveryFailed("; ".join(str(f) for f in failures))))
+        except Exception as exc:  # noqa: BLE001 - cannot even report: let it come back
+            _log.error("error_not_published", messageId=message_id, reason=str(exc))
             verdict = "requeue"
-        elif outcome.failed:
-            verdict = "reject"
-        self._settle(message_id, verdict)
+        self._settle_soon(message_id, verdict)
+
+    def _settle_soon(self, message_id: str, verdict: Settlement) -> None:
+        self._broker.call_soon(lambda: self._settle_here(message_id, verdict))
+
+    def _settle_here(self, message_id: str, verdict: Settlement) -> None:
+        """On the I/O thread: settle the newest copy of the message, then count it done."""
+        try:
+            delivery: Delivery | None = self._dedup.latest(message_id)
+            while delivery is not None:
+                applied = self._broker.settle_here(delivery, verdict)
+                if not applied:
+                    _log.warning("settle_deferred_until_redelivery", verdict=verdict)
+                delivery = self._dedup.finish(message_id, verdict, delivery, applied)
+        finally:
+            self._done()
 
     def _settle(self, message_id: str, verdict: Settlement) -> None:
+        """From a runner thread: settle and wait (bad input, before any publish)."""
         delivery: Delivery | None = self._dedup.latest(message_id)
         while delivery is not None:
             applied = self._settle_once(delivery, verdict)
@@ -240,7 +283,6 @@ def report_startup_error(
     publisher: Publisher, settings: Settings, cipher: MessageCipher, error: BaseException
 ) -> None:
     """Publish a start-up failure as the sailor does: an error envelope, no errorInput."""
-    from runtime.events import error_payload
     from runtime.wire import error_envelope
 
     body, _ = error_envelope(error_payload(error), None, cipher)
