@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,7 +38,7 @@ class Context:
         self._deliver = deliver
         self._http_factory = http_factory or plain_session
         self._http: requests.Session | None = None
-        self._cancelled = threading.Event()
+        self._cancelled = False
         self.log = log
         self.cfg: Mapping[str, Any] = cfg or {}
         self.flow_variables: Mapping[str, Any] = dict(flow_variables or {})
@@ -59,7 +58,7 @@ class Context:
             TypeError: a payload of the wrong kind (a list where an object is needed).
             StepError: the runtime could not deliver the event (it has already reported it).
         """
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise StepCancelled
         self._deliver(normalise(event, payload))
 
@@ -73,10 +72,10 @@ class Context:
     @property
     def cancelled(self) -> bool:
         """True once the step ran past its time limit; long loops may check it to stop early."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True
 
     def release(self) -> None:
         """Close the step's session (a shared connection pool outlives it)."""

@@ -92,7 +92,8 @@ class EventRouter:
         self._cfg = cfg
         self._base = base_headers
         self._outbox = outbox
-        self._original_passthrough = copy.deepcopy(message.passthrough)
+        passthrough = message.passthrough
+        self._original_passthrough = copy.deepcopy(passthrough) if passthrough else {}
 
     def __call__(self, event: Event) -> None:
         kind = event.kind

@@ -63,7 +63,7 @@ class Message(dict[str, Any]):
 
 def as_message(value: Any) -> Message:
     """A data payload as a message: a dict with a ``body`` is one; anything else is its body."""
-    if isinstance(value, Mapping) and "body" in value:
+    if (type(value) is dict or isinstance(value, Mapping)) and "body" in value:
         message = Message(value)
     else:
         message = Message(body=value)

@@ -30,6 +30,9 @@ from runtime.log import get_logger
 from runtime.runners import RUNNERS, Job, RunnerPool
 from runtime.steps import ProcessFunction
 
+# Guards only the "finished" flag and its lazily made Event: never held while blocking.
+_FINISHING = threading.Lock()
+
 Handle = Callable[[Event], None]
 """Receives each event in order; raising means "not delivered"."""
 
@@ -89,7 +92,8 @@ class StepRun:
         self._reported: set[int] = set()
         self._ended = False
         self._closed = False
-        self.finished = threading.Event()
+        self._finished = False
+        self._finished_event: threading.Event | None = None
         self.outcome = Outcome()
         self.ctx = Context(
             deliver=self._deliver,
@@ -158,7 +162,21 @@ class StepRun:
             self.outcome.undelivered = exc
         finally:
             self.ctx.release()
-            self.finished.set()
+            with _FINISHING:
+                self._finished = True
+                event = self._finished_event
+            if event is not None:
+                event.set()
+
+    def wait_finished(self, timeout: float | None) -> bool:
+        """Wait until ``end`` was handled (by the step's thread or by ``stop``)."""
+        with _FINISHING:
+            if self._finished:
+                return True
+            if self._finished_event is None:
+                self._finished_event = threading.Event()
+            event = self._finished_event
+        return event.wait(timeout)
 
     def _receive(self, event: Event) -> BaseException | None:
         if event.kind == "end":
@@ -226,9 +244,9 @@ def execute(
         step=step,
     )
     job = runners.submit(run.run_here)
-    if not run.finished.wait(timeout) and run.stop(timeout):
+    if not run.wait_finished(timeout) and run.stop(timeout):
         job.cancel()
-    run.finished.wait()
+    run.wait_finished(None)
     return run.outcome
 
 
@@ -239,6 +257,11 @@ def stop_job(run: StepRun, job: Job, timeout: float | None) -> None:
 
 
 def _emit_result(ctx: Context, result: Any) -> None:
+    if result is None:
+        return
+    if type(result) is dict:  # the common case, without the generic checks below
+        ctx.emit("data", result)
+        return
     if inspect.iscoroutine(result):
         result = asyncio.run(result)
     elif inspect.isasyncgen(result):

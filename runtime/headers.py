@@ -10,9 +10,9 @@ incoming one as ``parentMessageId``, the step's ids and ``start``; each event ad
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
+from runtime.ids import new_id
 from runtime.settings import Settings
 
 META_PREFIX = "x-eio-meta-"
@@ -33,7 +33,7 @@ def incoming(headers: dict[str, Any]) -> dict[str, Any]:
         if name.lower().startswith(META_PREFIX):
             reduced[name.lower()] = value
     reduced["threadId"] = (
-        headers.get("threadId") or reduced.get(META_PREFIX + "trace-id") or str(uuid.uuid4())
+        headers.get("threadId") or reduced.get(META_PREFIX + "trace-id") or new_id()
     )
     for name in ("messageId", "parentMessageId"):
         if headers.get(name) is not None:
@@ -65,7 +65,7 @@ def outgoing(reduced: dict[str, Any], settings: Settings) -> dict[str, Any]:
         **settings.additional_vars,
         "parentMessageId": reduced.get("messageId"),
         "threadId": reduced["threadId"],
-        "messageId": str(uuid.uuid4()),
+        "messageId": new_id(),
     }
     base.update(step_ids(settings))
     base["start"] = now_ms()

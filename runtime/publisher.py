@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from runtime.ids import new_id
 from runtime.settings import Settings
 from runtime.transport import Confirmation, Properties
 
@@ -35,7 +35,7 @@ class Publisher:
     def properties(self, headers: dict[str, Any]) -> Properties:
         """The sailor's properties: JSON, utf8, a ``messageId`` header, nothing else."""
         if not headers.get("messageId"):
-            headers = {**headers, "messageId": str(uuid.uuid4())}
+            headers = {**headers, "messageId": new_id()}
         return Properties(
             headers=headers,
             content_type="application/json",

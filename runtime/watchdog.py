@@ -1,13 +1,18 @@
 """One thread that fires deadlines, instead of a timer thread per message.
 
+Deadlines of the same length expire in the order they were armed, so each length keeps an
+insertion-ordered map: arming and cancelling are O(1), nothing cancelled lingers, and the
+thread is only woken when a new deadline is earlier than the one it sleeps towards.
+
 A fired callback runs on a fresh thread, because stopping a step publishes events and
 waits for the broker; one slow stop must not delay the next deadline.
 """
 
 from __future__ import annotations
 
-import heapq
+import collections
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,50 +21,68 @@ from collections.abc import Callable
 class Deadline:
     """A pending deadline; ``cancel`` it once the work finished in time."""
 
-    __slots__ = ("callback", "cancelled", "when")
+    __slots__ = ("_owner", "callback", "key", "length", "when")
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+    def __init__(
+        self, owner: Watchdog, key: int, length: float, when: float, callback: Callable[[], None]
+    ) -> None:
+        self._owner = owner
+        self.key = key
+        self.length = length
         self.when = when
         self.callback = callback
-        self.cancelled = False
 
     def cancel(self) -> None:
-        self.cancelled = True
+        self._owner.forget(self)
 
 
 class Watchdog:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Deadline]] = []
-        self._order = itertools.count()
-        self._wake = threading.Condition()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._buckets: dict[float, collections.OrderedDict[int, Deadline]] = {}
+        self._keys = itertools.count()
+        self._sleeping_until = math.inf
         self._thread: threading.Thread | None = None
 
     def arm(self, seconds: float, callback: Callable[[], None]) -> Deadline:
-        deadline = Deadline(time.monotonic() + seconds, callback)
-        with self._wake:
-            heapq.heappush(self._heap, (deadline.when, next(self._order), deadline))
+        when = time.monotonic() + seconds
+        with self._lock:
+            deadline = Deadline(self, next(self._keys), seconds, when, callback)
+            bucket = self._buckets.get(seconds)
+            if bucket is None:
+                bucket = self._buckets[seconds] = collections.OrderedDict()
+            bucket[deadline.key] = deadline
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="watchdog", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if when < self._sleeping_until:
+                self._wake.notify()
         return deadline
+
+    def forget(self, deadline: Deadline) -> None:
+        with self._lock:
+            bucket = self._buckets.get(deadline.length)
+            if bucket is not None:
+                bucket.pop(deadline.key, None)
+
+    def _earliest(self) -> Deadline | None:
+        heads = [next(iter(bucket.values())) for bucket in self._buckets.values() if bucket]
+        return min(heads, key=lambda d: d.when) if heads else None
 
     def _loop(self) -> None:
         while True:
-            with self._wake:
-                while not self._heap or self._heap[0][2].cancelled:
-                    if self._heap:
-                        heapq.heappop(self._heap)
-                        continue
-                    self._wake.wait()
-                when, _, deadline = self._heap[0]
-                delay = when - time.monotonic()
-                if delay > 0:
-                    self._wake.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-            if not deadline.cancelled:
-                threading.Thread(target=deadline.callback, name="step-timeout", daemon=True).start()
+            with self._lock:
+                while True:
+                    due = self._earliest()
+                    now = time.monotonic()
+                    if due is not None and due.when <= now:
+                        self._buckets[due.length].pop(due.key, None)
+                        break
+                    self._sleeping_until = due.when if due is not None else math.inf
+                    self._wake.wait(None if due is None else due.when - now)
+                self._sleeping_until = math.inf
+            threading.Thread(target=due.callback, name="step-timeout", daemon=True).start()
 
 
 WATCHDOG = Watchdog()
