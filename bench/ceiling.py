@@ -35,12 +35,21 @@ def on_message(channel, method, properties, body):
     message = json.loads(cipher.decrypt(base64.b64decode(body)))
     out = {"body": message["body"], "headers": {}}
     encrypted = base64.b64encode(cipher.encrypt(json.dumps(out, separators=(",", ":")).encode()))
-    headers = {"messageId": str(uuid.uuid4()), "parentMessageId": properties.headers["messageId"],
-               "protocolVersion": 1}
+    headers = {
+        "messageId": str(uuid.uuid4()),
+        "parentMessageId": properties.headers["messageId"],
+        "protocolVersion": 1,
+    }
     state["publisher"].basic_publish(
-        exchange, routing_key, encrypted,
-        pika.BasicProperties(content_type="application/json", content_encoding="utf8",
-                             delivery_mode=1, headers=headers),
+        exchange,
+        routing_key,
+        encrypted,
+        pika.BasicProperties(
+            content_type="application/json",
+            content_encoding="utf8",
+            delivery_mode=1,
+            headers=headers,
+        ),
         mandatory=True,
     )
     state["tag"] += 1
@@ -56,18 +65,26 @@ def on_confirm(frame):
 
 def on_consumer(channel):
     state["consumer"] = channel
-    channel.basic_qos(prefetch_count=prefetch, callback=lambda _f: channel.basic_consume(
-        env["ELASTICIO_LISTEN_MESSAGES_ON"], on_message))
+    channel.basic_qos(
+        prefetch_count=prefetch,
+        callback=lambda _f: channel.basic_consume(env["ELASTICIO_LISTEN_MESSAGES_ON"], on_message),
+    )
 
 
 def on_publisher(channel):
     state["publisher"] = channel
-    channel.confirm_delivery(on_confirm, callback=lambda _f: pika.SelectConnection(
-        params, on_open_callback=lambda c: c.channel(on_open_callback=on_consumer),
-        custom_ioloop=loop))
+    channel.confirm_delivery(
+        on_confirm,
+        callback=lambda _f: pika.SelectConnection(
+            params,
+            on_open_callback=lambda c: c.channel(on_open_callback=on_consumer),
+            custom_ioloop=loop,
+        ),
+    )
 
 
-pika.SelectConnection(params, on_open_callback=lambda c: c.channel(on_open_callback=on_publisher),
-                      custom_ioloop=loop)
+pika.SelectConnection(
+    params, on_open_callback=lambda c: c.channel(on_open_callback=on_publisher), custom_ioloop=loop
+)
 signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_threadsafe(loop.stop))
 loop.start()

@@ -7,7 +7,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-WORKER_NAMES = {"ours": "ours (Python)", "pika": "bare pika ceiling", "node": "Node.js sailor 2.7.8"}
+WORKER_NAMES = {
+    "ours": "ours (Python)",
+    "pika": "bare pika ceiling",
+    "node": "Node.js sailor 2.7.8",
+}
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -44,18 +48,22 @@ def markdown(results: list[Any], runs: int) -> str:
                 continue
             paced = case.startswith("paced")
             lines.append(
-                "| " + " | ".join([
-                    case,
-                    WORKER_NAMES.get(worker, worker),
-                    "–" if paced else _spread([g.rate for g in group], ".0f"),
-                    _spread([g.p50_ms for g in group], ".2f") if paced else "–",
-                    _spread([g.p99_ms for g in group], ".2f") if paced else "–",
-                    "–" if paced else _spread([g.startup_s for g in group], ".2f"),
-                    _spread([g.rss_mb for g in group], ".1f"),
-                    _spread([g.cpu_per_1000 for g in group], ".2f"),
-                    f"{sum(g.lost for g in group)} / {sum(g.duplicated for g in group)} / "
-                    f"{sum(g.corrupted for g in group)}",
-                ]) + " |"
+                "| "
+                + " | ".join(
+                    [
+                        case,
+                        WORKER_NAMES.get(worker, worker),
+                        "–" if paced else _spread([g.rate for g in group], ".0f"),
+                        _spread([g.p50_ms for g in group], ".2f") if paced else "–",
+                        _spread([g.p99_ms for g in group], ".2f") if paced else "–",
+                        "–" if paced else _spread([g.startup_s for g in group], ".2f"),
+                        _spread([g.rss_mb for g in group], ".1f"),
+                        _spread([g.cpu_per_1000 for g in group], ".2f"),
+                        f"{sum(g.lost for g in group)} / {sum(g.duplicated for g in group)} / "
+                        f"{sum(g.corrupted for g in group)}",
+                    ]
+                )
+                + " |"
             )
     lines += ["", "Ratios (ours ÷ other, medians):", ""]
     for case in cases:
@@ -69,13 +77,18 @@ def markdown(results: list[Any], runs: int) -> str:
                 continue
             if paced:
                 p50 = statistics.median(g.p50_ms for g in ours) / max(
-                    1e-9, statistics.median(g.p50_ms for g in theirs))
+                    1e-9, statistics.median(g.p50_ms for g in theirs)
+                )
                 p99 = statistics.median(g.p99_ms for g in ours) / max(
-                    1e-9, statistics.median(g.p99_ms for g in theirs))
-                lines.append(f"- {case}, vs {WORKER_NAMES[other]}: p50 × {p50:.2f}, p99 × {p99:.2f}")
+                    1e-9, statistics.median(g.p99_ms for g in theirs)
+                )
+                lines.append(
+                    f"- {case}, vs {WORKER_NAMES[other]}: p50 × {p50:.2f}, p99 × {p99:.2f}"
+                )
             else:
                 rate = statistics.median(g.rate for g in ours) / max(
-                    1e-9, statistics.median(g.rate for g in theirs))
+                    1e-9, statistics.median(g.rate for g in theirs)
+                )
                 lines.append(f"- {case}, vs {WORKER_NAMES[other]}: throughput × {rate:.2f}")
     node_rss = [g.rss_mb for (c, w), gs in groups.items() if w == "node" for g in gs]
     our_rss = [g.rss_mb for (c, w), gs in groups.items() if w == "ours" for g in gs]
@@ -99,8 +112,12 @@ def chart(results: list[Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / max(1, len(workers))
     for i, worker in enumerate(workers):
-        values = [statistics.median(g.rate for g in groups.get((c, worker), [])) if groups.get(
-            (c, worker)) else 0 for c in cases]
+        values = [
+            statistics.median(g.rate for g in groups.get((c, worker), []))
+            if groups.get((c, worker))
+            else 0
+            for c in cases
+        ]
         positions = [x + i * width for x in range(len(cases))]
         ax.bar(positions, values, width, label=WORKER_NAMES.get(worker, worker))
     ax.set_xticks([x + width * (len(workers) - 1) / 2 for x in range(len(cases))])

@@ -108,17 +108,19 @@ class Collector:
         def on_message(body: bytes, properties: Properties) -> None:
             now = time.time()
             try:
-                value = decode_value(body, self.cipher, int(properties.headers.get(
-                    "protocolVersion", 1)))
+                value = decode_value(
+                    body, self.cipher, int(properties.headers.get("protocolVersion", 1))
+                )
                 payload = value["body"]
                 if len(payload["pad"]) != payload["size"]:
                     raise ValueError("padding changed")
                 self.arrivals.append((now, payload["seq"], payload["sent_at"]))
-            except Exception:  # noqa: BLE001 - counted, that is the point
+            except Exception:
                 self.corrupted += 1
 
-        self.client.consume(self.flow.output_queue("message"), on_message, stop=self.stop,
-                            auto_ack=True)
+        self.client.consume(
+            self.flow.output_queue("message"), on_message, stop=self.stop, auto_ack=True
+        )
 
     def close(self) -> None:
         self.stop.set()
@@ -131,13 +133,19 @@ def message_body(seq: int, size: int) -> dict[str, Any]:
 
 
 def publish(admin: AdminClient, flow: FlowSpec, cipher: MessageCipher, seq: int, size: int) -> None:
-    body = encode({"id": str(uuid.uuid4()), "body": message_body(seq, size), "headers": {}},
-                  cipher, 1)
+    body = encode(
+        {"id": str(uuid.uuid4()), "body": message_body(seq, size), "headers": {}}, cipher, 1
+    )
     admin.publish(
-        flow.publish_exchange, flow.routing_key("input"), body,
-        Properties(headers={"messageId": str(uuid.uuid4()), "protocolVersion": 1,
-                            "stepId": "bench"},
-                   content_type="application/json", content_encoding="utf8", delivery_mode=1),
+        flow.publish_exchange,
+        flow.routing_key("input"),
+        body,
+        Properties(
+            headers={"messageId": str(uuid.uuid4()), "protocolVersion": 1, "stepId": "bench"},
+            content_type="application/json",
+            content_encoding="utf8",
+            delivery_mode=1,
+        ),
     )
 
 
@@ -152,10 +160,14 @@ def proc_usage(pid: int) -> tuple[float, float]:
 
 def run_once(case: Case, worker: str, run: int, api: PlatformApiServer) -> Result:
     result = Result(case=case.name, worker=worker, run=run)
-    flow = FlowSpec.model_validate({
-        "flowId": f"bench-{uuid.uuid4().hex[:8]}", "function": "passthrough",
-        "amqpUrl": AMQP_URL, "prefetch": case.prefetch,
-    })
+    flow = FlowSpec.model_validate(
+        {
+            "flowId": f"bench-{uuid.uuid4().hex[:8]}",
+            "function": "passthrough",
+            "amqpUrl": AMQP_URL,
+            "prefetch": case.prefetch,
+        }
+    )
     api.add_step(flow.flow_id, flow.step_id, flow.step_data({}))
     cipher = MessageCipher(flow.crypto.password, flow.crypto.iv)
     admin = AdminClient(AMQP_URL, name="bench-admin")
@@ -166,16 +178,22 @@ def run_once(case: Case, worker: str, run: int, api: PlatformApiServer) -> Resul
     collector = Collector(flow, cipher)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ELASTICIO_")}
     env.update(flow.worker_env(api.url))
-    env.update({
-        "ELASTICIO_API_USERNAME": api.state.username, "ELASTICIO_API_KEY": api.state.password,
-        "ELASTICIO_DATA_RATE_LIMIT": UNLIMITED, "ELASTICIO_ERROR_RATE_LIMIT": UNLIMITED,
-        "ELASTICIO_SNAPSHOT_RATE_LIMIT": UNLIMITED, "PYTHONPATH": str(ROOT),
-        "LOG_FORMAT": "json",
-    })
+    env.update(
+        {
+            "ELASTICIO_API_USERNAME": api.state.username,
+            "ELASTICIO_API_KEY": api.state.password,
+            "ELASTICIO_DATA_RATE_LIMIT": UNLIMITED,
+            "ELASTICIO_ERROR_RATE_LIMIT": UNLIMITED,
+            "ELASTICIO_SNAPSHOT_RATE_LIMIT": UNLIMITED,
+            "PYTHONPATH": str(ROOT),
+            "LOG_FORMAT": "json",
+        }
+    )
     command, cwd = worker_command(worker)
     spawned = time.time()
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         if case.mode == "paced":
             _pace(case, admin, flow, cipher, collector)
@@ -205,8 +223,9 @@ def run_once(case: Case, worker: str, run: int, api: PlatformApiServer) -> Resul
     return result
 
 
-def _pace(case: Case, admin: AdminClient, flow: FlowSpec, cipher: MessageCipher,
-          collector: Collector) -> None:
+def _pace(
+    case: Case, admin: AdminClient, flow: FlowSpec, cipher: MessageCipher, collector: Collector
+) -> None:
     # Wait for the worker to be consuming before the clock starts.
     publish(admin, flow, cipher, -1, case.size)
     deadline = time.monotonic() + 30
@@ -252,8 +271,9 @@ def render(results: list[Result], runs: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the worker against the Node.js "
-                                     "sailor and a bare pika loop.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the worker against the Node.js sailor and a bare pika loop."
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 run, fewer messages")
     parser.add_argument("--workers", default="ours,pika,node")
@@ -263,8 +283,11 @@ def main() -> None:
     workers = [w.strip() for w in args.workers.split(",") if w.strip()]
     if "node" in workers and not NODE_SAILOR.exists():
         sys.exit("the Node.js sailor is not installed: run scripts/bench (it runs npm ci)")
-    selected = [c for c in cases(args.quick)
-                if not args.cases or any(s.strip() in c.name for s in args.cases.split(","))]
+    selected = [
+        c
+        for c in cases(args.quick)
+        if not args.cases or any(s.strip() in c.name for s in args.cases.split(","))
+    ]
     api = PlatformApiServer(username="bench", password="bench-password").start()
     results: list[Result] = []
     try:
@@ -273,11 +296,14 @@ def main() -> None:
                 for worker in workers:  # interleaved, so drift hits every worker alike
                     result = run_once(case, worker, run, api)
                     results.append(result)
-                    print(f"{case.name:34} {worker:5} run {run + 1}: {result.rate:9.1f} msg/s "
-                          f"p50 {result.p50_ms:6.2f} ms p99 {result.p99_ms:6.2f} ms "
-                          f"rss {result.rss_mb:6.1f} MB start {result.startup_s:5.2f} s "
-                          f"lost {result.lost} dup {result.duplicated} bad {result.corrupted}"
-                          + (f" ERROR {result.error[:200]}" if result.error else ""), flush=True)
+                    print(
+                        f"{case.name:34} {worker:5} run {run + 1}: {result.rate:9.1f} msg/s "
+                        f"p50 {result.p50_ms:6.2f} ms p99 {result.p99_ms:6.2f} ms "
+                        f"rss {result.rss_mb:6.1f} MB start {result.startup_s:5.2f} s "
+                        f"lost {result.lost} dup {result.duplicated} bad {result.corrupted}"
+                        + (f" ERROR {result.error[:200]}" if result.error else ""),
+                        flush=True,
+                    )
     finally:
         api.stop()
     RESULTS.mkdir(exist_ok=True)

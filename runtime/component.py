@@ -274,7 +274,7 @@ def _schema_shape(schema: dict[str, Any], where: str = "") -> str | None:
     items = schema.get("items")
     if isinstance(items, dict):
         return _schema_shape(items, f"{where or 'the schema'}'s items")
-    if not kinds and properties is None and not _has_schema_keyword(schema):
+    if not where and not kinds and properties is None and not _has_schema_keyword(schema):
         return "it has none of type, properties, items, $ref, allOf, anyOf, oneOf, enum"
     return None
 

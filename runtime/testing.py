@@ -27,7 +27,7 @@ from runtime.events import Event, as_message
 from runtime.executor import Outcome, execute
 from runtime.steps import load_step
 
-__all__ = ["Event", "run_step", "run_step_outcome"]
+__all__ = ["Event", "run_select", "run_step", "run_step_outcome", "run_verify"]
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -102,3 +102,32 @@ def run_step_outcome(
         step=name,
     )
     return events, outcome
+
+
+def _component(component: str | Path | None) -> Any:
+    root = (
+        Path(component).resolve()
+        if component is not None
+        else component_root(Path.cwd(), os.environ.get("ELASTICIO_COMPONENT_PATH"))
+    )
+    return load_component(root)
+
+
+def run_verify(
+    cfg: Mapping[str, Any], *, component: str | Path | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Call verifyCredentials.py as the platform does; the verdict and any saved keys."""
+    from runtime.service import verify_credentials
+
+    saved: list[dict[str, Any]] = []
+    return verify_credentials(_component(component), cfg, saved.append), saved
+
+
+def run_select(
+    step: str, method: str, cfg: Mapping[str, Any], *, component: str | Path | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Call a dynamic select as the platform does; its options and any saved keys."""
+    from runtime.service import select_model
+
+    saved: list[dict[str, Any]] = []
+    return select_model(_component(component), step, method, cfg, saved.append), saved

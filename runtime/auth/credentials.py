@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from runtime.auth.errors import CredentialError
@@ -83,7 +92,11 @@ class Credentials(BaseModel):
     no_refresh_token: bool = False
     default_lifetime: float | None = None
     extra: dict[str, str] = {}
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = Field(
+        default={}, validation_alias=AliasChoices("staticHeaders", "headers", "static_headers")
+    )
+    """Sent on every request (Xero's tenant header, API versions); ``staticHeaders`` in a
+    step's cfg, where ``headers`` belongs to the step."""
 
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
     _nested: str | None = PrivateAttr(default=None)
@@ -133,6 +146,19 @@ class Credentials(BaseModel):
     def _split_scopes(cls, value: Any) -> Any:
         if isinstance(value, str):
             return value.replace(",", " ").split()
+        return value
+
+    @field_validator("headers", "extra", mode="before")
+    @classmethod
+    def _parse_json_object(cls, value: Any) -> Any:
+        # UI text areas deliver these as JSON text.
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON object: {exc.msg}") from None
         return value
 
     @field_validator("expires_at", mode="before")

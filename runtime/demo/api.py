@@ -263,6 +263,11 @@ def _records(handler: _Handler, method: str) -> Reply:
         items = [r for r in items if r["updated_at"] > query["since"]]
     if "after_id" in query:
         items = [r for r in items if int(r["id"]) > int(query["after_id"])]
+    start = int(query.get("offset") or 0) + (int(query.get("page") or 1) - 1) * int(
+        query.get("page_size") or query.get("limit") or 10
+    )
+    if "fail_after" in query and start >= int(query["fail_after"]):
+        return 500, {}, {"error": "server_error", "message": "the demo API failed on purpose"}
     return _paginate(handler, items)
 
 

@@ -49,4 +49,10 @@ def test_public_api_is_pinned():
     ]
     for name in runtime.__all__:
         assert getattr(runtime, name) is not None
-    assert runtime.testing.__all__ == ["Event", "run_step", "run_step_outcome"]
+    assert runtime.testing.__all__ == [
+        "Event",
+        "run_select",
+        "run_step",
+        "run_step_outcome",
+        "run_verify",
+    ]
