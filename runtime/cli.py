@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from runtime.errors import ConfigError, StepError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -51,10 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+    _add_platform_facing(commands)
+    _add_local_tools(commands)
+    _add_local_platform(commands)
+    return parser
 
+
+def _add_platform_facing(commands: Any) -> None:
+    """What the platform runs: the worker and the service calls."""
     worker = commands.add_parser(
         "run",
-        help="run the worker: consume the step's queue and publish its events (the default)",
+        help="run the worker: consume the step's queue and publish its events",
         description="Run the worker as the platform starts it: settings come from the "
         "ELASTICIO_* environment variables (see the README), component.json from the working "
         "folder or ELASTICIO_COMPONENT_PATH. Exit codes: 0 stopped cleanly, 1 failed, "
@@ -63,6 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_log_option(worker)
     worker.set_defaults(handler=_run)
 
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if the worker consumed recently (for container health checks)",
+        description="Checks the worker's health file (ELASTICIO_HEALTH_FILE): the worker "
+        "touches it every second while it consumes. Exit code 0 healthy, 1 not.",
+    )
+    health.add_argument("--max-age", type=float, default=30.0, help="seconds")
+    health.set_defaults(handler=_health)
+
+    service = commands.add_parser(
+        "service",
+        help="answer one of the platform's service calls and POST the result",
+        description="Run verifyCredentials, getMetaModel or selectModel as the platform does: "
+        "input from ELASTICIO_CFG, ELASTICIO_ACTION_OR_TRIGGER and ELASTICIO_GET_MODEL_METHOD; "
+        "the result is POSTed to ELASTICIO_POST_RESULT_URL. Exit codes: 0 success posted, "
+        "1 error posted (or posting failed), 2 ELASTICIO_POST_RESULT_URL missing.",
+    )
+    service.add_argument("method", choices=["verifyCredentials", "getMetaModel", "selectModel"])
+    service.set_defaults(handler=_service)
+
+
+def _add_local_tools(commands: Any) -> None:
+    """What a component author runs: exec, validate, sign-in."""
     run_one = commands.add_parser(
         "exec",
         help="run one step locally on a message and print its events as JSON lines",
@@ -124,6 +155,89 @@ def build_parser() -> argparse.ArgumentParser:
     sign_in.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     sign_in.set_defaults(handler=_login)
 
+
+def _add_local_platform(commands: Any) -> None:
+    """The whole product on one machine: demo, local platform, demo API."""
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole flow on this machine: provider, platform, workers, events",
+        description="Start the demo OAuth2 API, the local platform and a worker per demo flow "
+        "against RabbitMQ, push messages through httpRequest and one pollRecords run, print "
+        "the events as they come back, and stop. Token refreshes happen on the way.",
+    )
+    demo.add_argument(
+        "--amqp-url",
+        default=None,
+        help="broker (default: RABBITMQ_URL, else amqp://guest:guest@127.0.0.1:5672/)",
+    )
+    demo.add_argument("--flows", default="demo/flows", help="folder of the demo's flow files")
+    demo.add_argument(
+        "--external",
+        action="store_true",
+        help="only run the scenario: provider, platform and workers run elsewhere (compose)",
+    )
+    _add_component_option(demo)
+    demo.set_defaults(handler=_demo)
+
+    platform = commands.add_parser(
+        "platform",
+        help="a local stand-in for the iPaaS: topology, platform API, send and tail",
+        description="Run the local platform for one or more flow files, send messages to a "
+        "step, or print what a step publishes.",
+    )
+    platform_commands = platform.add_subparsers(
+        dest="platform_command", metavar="ACTION", parser_class=_Parser
+    )
+    platform_commands.required = True
+    up = platform_commands.add_parser(
+        "up",
+        help="declare the flows' topology and serve the platform API until stopped",
+        description="Declares each flow's queues and exchange, serves the platform API "
+        "(step data, accounts, hooks data), saves refreshed keys into the credentials file, "
+        "and prints the environment each step's worker needs.",
+    )
+    up.add_argument("--flow", action="append", required=True, metavar="FILE")
+    up.add_argument("--credentials", metavar="FILE", help="credentials file for the flows")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=9000)
+    up.add_argument("--amqp-url", default=None, help="overrides the flow files' amqpUrl")
+    up.add_argument(
+        "--sign-in-demo",
+        metavar="URL",
+        help="first sign in to the demo provider at URL and save the 'demo' credential",
+    )
+    up.set_defaults(handler=_platform)
+    send = platform_commands.add_parser(
+        "send",
+        help="publish messages to a flow's step, as the previous step would",
+        description="Publish messages from a file or stdin: a JSON object (one message), a "
+        "JSON array (several), or JSON lines. A value without 'body' is taken as the body.",
+    )
+    send.add_argument("--flow", required=True, metavar="FILE")
+    send.add_argument("input", nargs="?", default="-", help="file of messages (default stdin)")
+    send.add_argument("--amqp-url", default=None)
+    send.set_defaults(handler=_platform)
+    tail = platform_commands.add_parser(
+        "tail",
+        help="print a flow step's outgoing events, decrypted, as JSON lines",
+        description="Consumes the step's output queues (data, errors, snapshots, keys, "
+        "replies) and prints each event as one JSON line; secrets in updateKeys are hidden.",
+    )
+    tail.add_argument("--flow", required=True, metavar="FILE")
+    tail.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
+    tail.add_argument("--timeout", type=float, default=0, help="stop after this many seconds")
+    tail.add_argument("--amqp-url", default=None)
+    tail.set_defaults(handler=_platform)
+    env = platform_commands.add_parser(
+        "env",
+        help="print the ELASTICIO_* environment of a flow's step, as shell exports",
+        description="Print the environment the platform gives the step's worker.",
+    )
+    env.add_argument("--flow", required=True, metavar="FILE")
+    env.add_argument("--api-uri", default="http://127.0.0.1:9000")
+    env.add_argument("--amqp-url", default=None)
+    env.set_defaults(handler=_platform)
+
     demo_api = commands.add_parser(
         "demo-api",
         help="serve the demo OAuth2 provider and paginated API on 127.0.0.1",
@@ -131,11 +245,45 @@ def build_parser() -> argparse.ArgumentParser:
         "that rotate) and a protected, paginated REST API, for trying the runtime out.",
     )
     demo_api.add_argument("--port", type=int, default=8400)
+    demo_api.add_argument("--host", default="127.0.0.1")
     demo_api.add_argument(
         "--access-lifetime", type=float, default=5.0, help="seconds an access token lives"
     )
     demo_api.set_defaults(handler=_demo_api)
-    return parser
+
+
+def _service(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from runtime.service_cli import run_service
+
+    return run_service(args.method, os.environ, cwd=Path.cwd())
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from runtime import log
+    from runtime.demo.run_demo import run_demo
+
+    log.configure(fmt="json", level="warning")
+    url = args.amqp_url or os.environ.get("RABBITMQ_URL") or DEFAULT_AMQP_URL
+    root = Path(args.component).resolve() if args.component else Path.cwd()
+    return run_demo(
+        amqp_url=url,
+        flows_dir=Path(args.flows),
+        component=root,
+        out=sys.stdout,
+        external=args.external,
+    )
+
+
+def _platform(args: argparse.Namespace) -> int:
+    from runtime.localplatform.cli import run_platform
+
+    return run_platform(args)
 
 
 def _login(args: argparse.Namespace) -> int:
@@ -160,7 +308,9 @@ def _demo_api(args: argparse.Namespace) -> int:
     from runtime.demo.api import DemoApi
     from runtime.demo.tokens import ProviderSettings
 
-    api = DemoApi(ProviderSettings(access_lifetime=args.access_lifetime), port=args.port)
+    api = DemoApi(
+        ProviderSettings(access_lifetime=args.access_lifetime), host=args.host, port=args.port
+    )
     api.start()
     sys.stdout.write(f"demo API on {api.url} (client demo-client / demo-secret)\n")
     sys.stdout.flush()
@@ -178,6 +328,20 @@ def _run(args: argparse.Namespace) -> int:
     from runtime.run_worker import run_worker
 
     return run_worker(os.environ, cwd=Path.cwd(), log_format=args.log_format)
+
+
+def _health(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from runtime.run_worker import healthy
+    from runtime.settings import Settings
+
+    default = Settings.model_fields["health_file"].default
+    path = Path(os.environ.get("ELASTICIO_HEALTH_FILE") or default)
+    ok = healthy(path, args.max_age)
+    sys.stdout.write(f"{'healthy' if ok else 'unhealthy'}: {path}\n")
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _exec(args: argparse.Namespace) -> int:

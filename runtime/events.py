@@ -126,5 +126,5 @@ def normalise(kind: str, payload: Any) -> Event:
         what = type(payload).__name__
         raise TypeError(f"the payload of {checked!r} must be a JSON object, not {what}")
     if checked == "updateKeys":
-        SECRETS.add_from({"keys": payload})
+        SECRETS.add_from(payload)
     return Event(checked, dict(payload))

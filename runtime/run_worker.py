@@ -67,6 +67,21 @@ def run_worker(env: Mapping[str, str], *, cwd: Path, log_format: str | None = No
     return _Run(settings, api, root, started).serve()
 
 
+def _touch(path: Path) -> None:
+    try:
+        path.touch()
+    except OSError as exc:
+        _log.warning("health_file_not_written", path=str(path), error=str(exc))
+
+
+def healthy(path: Path, max_age: float = 30.0) -> bool:
+    """Whether a worker touched its health file recently (it is consuming)."""
+    try:
+        return time.time() - path.stat().st_mtime < max_age
+    except OSError:
+        return False
+
+
 def _shutdown_hook(settings: Settings, api: PlatformApi, root: Path) -> int:
     try:
         step = load_step(load_component(root), settings.function)
@@ -180,7 +195,10 @@ class _Run:
         worker = self.worker
         if worker is None:
             raise RuntimeError("the worker was not prepared")
+        health = Path(self.settings.health_file)
         while not self.stop.wait(1.0):
+            if self.broker.consuming:
+                _touch(health)
             if worker.stuck_threads >= STUCK_THREADS_LIMIT:
                 _log.error("too_many_stuck_steps", threads=worker.stuck_threads)
                 self.fatal = RuntimeError("steps stuck in blocking calls; restarting")

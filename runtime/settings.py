@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -102,6 +104,8 @@ class Settings(BaseModel):
     """Seconds to wait for the broker to confirm one publish (reconnects included)."""
     amqp_reconnect_deadline: float = 300.0
     """Seconds the worker keeps reconnecting to a lost broker before exiting with code 1."""
+    health_file: str = str(Path(tempfile.gettempdir()) / "runtime-worker.health")
+    """Touched every second while the worker consumes; ``python -m runtime health`` reads it."""
     update_keys_routing_key: str | None = None
     """Where ``updateKeys`` are also published, encrypted (the local platform consumes it)."""
     additional_vars: dict[str, str | None] = {}

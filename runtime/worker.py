@@ -69,7 +69,15 @@ class Worker:
         self._active = 0
         self._idle = threading.Condition()
         pool = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
-        self._http_factory = session_factory(component.credential_fields(), adapter=pool)
+        self._http_factory = session_factory(
+            component.credential_fields(), adapter=pool, fresh_cfg=self._fresh_cfg
+        )
+        self._api = api
+
+    def _fresh_cfg(self) -> dict[str, Any]:
+        """The step's configuration as the platform has it now, saved keys laid over it."""
+        config = self._api.step(self._settings.flow_id, self._settings.step_id).get("config")
+        return {**self._state.cfg(), **(config if isinstance(config, dict) else {})}
 
     @property
     def publisher(self) -> Publisher:

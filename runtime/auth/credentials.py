@@ -216,7 +216,12 @@ class Credentials(BaseModel):
     def effective_grant(self) -> GrantType:
         if self.grant_type is not None:
             return self.grant_type
-        if self.refresh_token is None and self.client_secret and not self.no_refresh_token:
+        if (
+            self.refresh_token is None
+            and self.access_token is None
+            and self.client_secret
+            and not self.no_refresh_token
+        ):
             return "client_credentials"
         return "refresh_token"
 

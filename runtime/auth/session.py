@@ -160,7 +160,7 @@ class AuthorizedSession(requests.Session):
                 "but its body was a one-shot stream; pass bytes, a dict or a file path instead"
             )
         response.close()
-        fresh = self._refresh(seen)
+        fresh = self._refresh(seen, rejected=True)
         response = self._send_with_retries(
             verb=verb,
             url=target,
@@ -213,7 +213,7 @@ class AuthorizedSession(requests.Session):
             return self._refresh(current), True
         return current, False
 
-    def _refresh(self, seen: Credentials) -> Credentials:
+    def _refresh(self, seen: Credentials, *, rejected: bool = False) -> Credentials:
         on_keys = self._on_keys
         if on_keys is None:
             if seen.effective_grant == "client_credentials":
@@ -224,7 +224,12 @@ class AuthorizedSession(requests.Session):
                     "pass on_keys (in a step, ctx.http does this through updateKeys)"
                 )
         return refresh_once(
-            self._slot, seen, call=self._call_token_endpoint, on_keys=on_keys, reload=self._reload
+            self._slot,
+            seen,
+            call=self._call_token_endpoint,
+            on_keys=on_keys,
+            reload=self._reload,
+            rejected=rejected,
         )
 
     def _call_token_endpoint(self, credentials: Credentials) -> Mapping[str, Any]:

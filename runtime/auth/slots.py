@@ -87,6 +87,7 @@ def refresh_once(
     call: RefreshCall,
     on_keys: OnKeys,
     reload: Reload | None = None,
+    rejected: bool = False,
 ) -> Credentials:
     """Replace the credential's token, unless another thread already did; return the new one.
 
@@ -95,7 +96,9 @@ def refresh_once(
         seen: the credential the caller's failed request was signed with.
         call: obtains the token response.
         on_keys: saves the merged keys; if it raises, the refresh is kept aside, not used.
-        reload: re-reads the store before declaring the refresh token dead.
+        reload: re-reads the store first, in case another process already refreshed.
+        rejected: the API refused the token just now, so a token found in the store is
+            refreshed too rather than trusted on its expiry alone.
 
     Raises:
         ReauthRequired: the provider refused the refresh token (also for a while after).
@@ -109,33 +112,73 @@ def refresh_once(
             return current
         if slot.unsaved is not None:
             return _save_and_use(slot, slot.unsaved, on_keys)
+        stored = _reload_quietly(reload)
+        if stored is not None and stored.refresh_token != current.refresh_token:
+            # Another process refreshed and saved first: continue from its tokens rather
+            # than replay a refresh token the provider has already rotated away.
+            _log.info("credential_reloaded", fingerprint=fingerprint(stored))
+            slot.current = current = stored
+            now = datetime.now(UTC)
+            fresh_enough = stored.expires_at and not stored.expires_within(5, now)
+            if stored.access_token and fresh_enough and not rejected:
+                return stored
         try:
             response = call(current)
         except ReauthRequired as refused:
-            stored = reload() if reload is not None else None
-            if stored is not None and stored.refresh_token != current.refresh_token:
-                _log.info("credential_reloaded", credential=fingerprint(stored))
-                slot.current = stored
-                return _refresh_reloaded(slot, stored, call, on_keys)
-            slot.refused = refused
-            slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
-            raise
-        fresh = current.merged(response, now=datetime.now(UTC))
-        slot.refreshes += 1
-        _log.info(
-            "token_refreshed",
-            credential=fingerprint(fresh),
-            previous=fingerprint(current),
-            rotated=fresh.refresh_token != current.refresh_token,
-        )
-        return _save_and_use(slot, fresh, on_keys)
+            rotated = _rotated_elsewhere(reload, current)
+            if rotated is None:
+                slot.refused = refused
+                slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
+                raise
+            # Another process used our refresh token a moment ago: go on from its tokens.
+            slot.current = current = rotated
+            try:
+                response = call(current)
+            except ReauthRequired:
+                slot.refused = refused
+                slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
+                raise
+        return _use_response(slot, current, response, on_keys)
 
 
-def _refresh_reloaded(
-    slot: Slot, stored: Credentials, call: RefreshCall, on_keys: OnKeys
+ROTATION_WAITS = (0.0, 0.25, 0.5, 1.0)
+"""How long to look for a rotation another process is saving (it saves right after its
+token call, so the refused token's successor appears in the store within moments)."""
+
+
+def _rotated_elsewhere(reload: Reload | None, refused: Credentials) -> Credentials | None:
+    if reload is None:
+        return None
+    for wait in ROTATION_WAITS:
+        time.sleep(wait)
+        stored = _reload_quietly(reload)
+        if stored is not None and stored.refresh_token not in (None, refused.refresh_token):
+            _log.info("credential_reloaded", fingerprint=fingerprint(stored), after="invalid_grant")
+            return stored
+    return None
+
+
+def _reload_quietly(reload: Reload | None) -> Credentials | None:
+    if reload is None:
+        return None
+    try:
+        return reload()
+    except Exception as exc:  # noqa: BLE001 - a store we cannot read must not block a refresh
+        _log.warning("credential_reload_failed", error=type(exc).__name__)
+        return None
+
+
+def _use_response(
+    slot: Slot, current: Credentials, response: Mapping[str, Any], on_keys: OnKeys
 ) -> Credentials:
-    fresh = stored.merged(call(stored), now=datetime.now(UTC))
+    fresh = current.merged(response, now=datetime.now(UTC))
     slot.refreshes += 1
+    _log.info(
+        "token_refreshed",
+        fingerprint=fingerprint(fresh),
+        previous=fingerprint(current),
+        rotated=fresh.refresh_token != current.refresh_token,
+    )
     return _save_and_use(slot, fresh, on_keys)
 
 

@@ -8,7 +8,7 @@ are the credential's own and nothing of the step's configuration.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import requests
@@ -20,11 +20,18 @@ from runtime.auth.slots import CACHE, CredentialCache
 from runtime.context import Context, HttpFactory
 
 ACCOUNT_FIELD = "_account"
+# Token fields are the credential's even when component.json does not list them: the
+# platform keeps them under an OAuth field, a credentials file at the top level.
+TOKEN_FIELDS = (
+    "accessToken", "refreshToken", "expiresAt", "expiresIn", "tokenType",
+    "access_token", "refresh_token", "expires_at", "expires_in", "token_type", "instance_url",
+)  # fmt: skip
 
 
 def credential_part(cfg: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
     """The credential's own fields of a step's cfg."""
-    return {name: cfg[name] for name in fields if name in cfg and cfg[name] is not None}
+    names = [*fields, *(t for t in TOKEN_FIELDS if t not in fields)]
+    return {name: cfg[name] for name in names if name in cfg and cfg[name] is not None}
 
 
 def cache_key(cfg: Mapping[str, Any], credentials: Credentials) -> str:
@@ -38,8 +45,22 @@ def session_factory(
     *,
     cache: CredentialCache = CACHE,
     adapter: HTTPAdapter | None = None,
+    fresh_cfg: Callable[[], Mapping[str, Any]] | None = None,
 ) -> HttpFactory:
-    """Builds ``ctx.http`` sessions for steps of a component with these credential fields."""
+    """Builds ``ctx.http`` sessions for steps of a component with these credential fields.
+
+    Args:
+        credential_fields: the names component.json gives the credential's fields.
+        cache: where credentials' live state is shared.
+        adapter: a connection pool shared by the sessions.
+        fresh_cfg: re-reads the step's configuration from the platform, so a refresh token
+            another process rotated is found before the credential is declared dead.
+    """
+
+    def reload() -> Credentials | None:
+        if fresh_cfg is None:
+            return None
+        return Credentials.parse(credential_part(fresh_cfg(), credential_fields))
 
     def build(ctx: Context) -> requests.Session:
         part = credential_part(ctx.cfg, credential_fields)
@@ -54,6 +75,7 @@ def session_factory(
             cache=cache,
             key=cache_key(ctx.cfg, credentials),
             adapter=adapter,
+            reload=reload if fresh_cfg is not None else None,
         )
 
     return build

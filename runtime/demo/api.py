@@ -140,6 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
         route = _ROUTES.get(parts.path)
         if route is None and parts.path.startswith("/api/status/"):
             route = _status
+        if route is None and parts.path.startswith("/api/records/"):
+            route = _record
         if route is None:
             self._reply((404, {}, {"error": "not_found", "path": parts.path}))
             return
@@ -301,6 +303,15 @@ def _paginate(handler: _Handler, items: list[dict[str, Any]]) -> Reply:
         headers = {"Link": f'<{following}>; rel="next"'} if following else {}
         return 200, headers, chunk
     return 200, {}, {"items": chunk, "next": following}
+
+
+def _record(handler: _Handler, method: str) -> Reply:
+    wanted = urlsplit(handler.path).path.rsplit("/", 1)[-1]
+    with handler.demo.lock:
+        found = [r for r in handler.demo.records if str(r["id"]) == wanted]
+    if not found:
+        return 404, {}, {"error": "not_found", "message": f"no record {wanted}"}
+    return 200, {}, found[0]
 
 
 def _echo(handler: _Handler, method: str) -> Reply:

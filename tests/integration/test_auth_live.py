@@ -109,6 +109,35 @@ def test_a_hundred_rotations_in_a_row_never_reuse_a_refresh_token(demo_api, auth
     assert fresh_cache_session.get("me").status_code == 200
 
 
+def test_two_processes_sharing_a_rotating_credential_never_surface_invalid_grant(
+    demo_api, tmp_path
+):
+    from runtime.auth.slots import CredentialCache
+
+    store = CredentialsFile(tmp_path / "credentials.json")
+    store.path.write_text(json.dumps({"demo": credential(demo_api)}))
+
+    def process_session(cache):
+        # What one worker process has: its own cache, the shared store, and its stale cfg.
+        return AuthorizedSession(
+            store.load("demo"),
+            on_keys=lambda keys: store.save("demo", keys),
+            cache=cache,
+            reload=lambda: store.load("demo"),
+            key="acct",
+        )
+
+    first, second = CredentialCache(), CredentialCache()
+    stale_second = process_session(second)  # loaded before the first process refreshes
+    demo_api.book.expire_all()
+    assert process_session(first).get("me").status_code == 200  # rotates and saves
+    demo_api.book.expire_all()
+    assert stale_second.get("me").status_code == 200  # reloads instead of replaying
+    stats = demo_api.stats()
+    assert stats["reused_refresh_tokens"] == 0
+    assert stats["token_calls"] == 2
+
+
 def test_always_mode_refreshes_once_per_message(demo_api, auth_cache):
     creds = credential(demo_api, refresh="always")
     saved: list[dict] = []

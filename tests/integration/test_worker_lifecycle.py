@@ -161,3 +161,19 @@ def test_start_up_to_ready_is_quick(step):
     ready = worker.wait_for_log("worker_ready")
     assert ready["startup_seconds"] < 1.0
     assert time.monotonic() - started < 5
+
+
+def test_health_reports_a_consuming_worker_and_not_a_stopped_one(step, tmp_path):
+    from tests.helpers import run_cli
+
+    health = str(tmp_path / "health")
+    harness = step("work")
+    worker = harness.start_worker(ELASTICIO_HEALTH_FILE=health)
+    time.sleep(1.5)
+    assert run_cli("health", env={"ELASTICIO_HEALTH_FILE": health}).returncode == 0
+    worker.signal()
+    assert worker.wait() == 0
+    time.sleep(1.2)
+    stale = run_cli("health", "--max-age", "1", env={"ELASTICIO_HEALTH_FILE": health})
+    assert stale.returncode == 1
+    assert "unhealthy" in stale.stdout

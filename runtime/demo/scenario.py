@@ -1,0 +1,117 @@
+"""The demo's script: messages through ``httpRequest``, one ``pollRecords`` run, events shown.
+
+Messages go to the httpRequest step a few seconds apart, longer than the demo provider's
+access tokens live, so every one of them meets an expired token: the step refreshes it,
+the rotated refresh token is saved (updateKeys), and the request goes through. Then one
+tick starts a pollRecords run that pages through every record. Each event is printed as
+one JSON line as it comes back; the run ends by itself with a summary.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from typing import Any, TextIO
+
+from runtime.amqp import AdminClient
+from runtime.localplatform import messaging
+from runtime.localplatform.flow import FlowSpec
+from runtime.transport import Properties
+
+SHOWN = ("message", "error", "snapshot", "rebound")
+
+
+class Tail:
+    """Prints every event the flows publish, and counts them."""
+
+    def __init__(self, flows: dict[str, FlowSpec], out: TextIO) -> None:
+        self.out = out
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._follow, args=(label, flow, kind), daemon=True)
+            for label, flow in flows.items()
+            for kind in SHOWN
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def say(self, line: dict[str, Any]) -> None:
+        with self._lock:
+            self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.out.flush()
+
+    def _follow(self, label: str, flow: FlowSpec, kind: str) -> None:
+        def on_message(body: bytes, properties: Properties) -> None:
+            event = messaging.read(flow, kind, body, properties)
+            payload = event["payload"]
+            shown = payload.get("body", payload) if isinstance(payload, dict) else payload
+            if event["event"] == "error":
+                shown = payload["error"]["message"]
+            if event["event"] == "data" and isinstance(shown, dict) and "statusCode" in shown:
+                shown = {"statusCode": shown["statusCode"], "body": shown["body"]}
+            with self._lock:
+                self.counts[(label, event["event"])] += 1
+            self.say({"step": label, "event": event["event"], "payload": shown})
+
+        with AdminClient(flow.amqp_url, name="demo-tail") as admin:
+            admin.consume(flow.output_queue(kind), on_message, stop=self._stop)
+
+    def wait_for(self, wanted: dict[tuple[str, str], int], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(self.counts[key] >= count for key, count in wanted.items()):
+                    return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def drive(
+    http: FlowSpec,
+    poll: FlowSpec,
+    out: TextIO,
+    *,
+    messages: int = 3,
+    pause: float = 3.5,
+    records: int = 25,
+    timeout: float = 90.0,
+) -> int:
+    """Run the scenario against running workers; 0 when every expected event came back."""
+    tail = Tail({"httpRequest": http, "pollRecords": poll}, out)
+    try:
+        with AdminClient(http.amqp_url, name="demo-send") as admin:
+            for number in range(1, messages + 1):
+                if number > 1:
+                    time.sleep(pause)  # longer than an access token lives
+                tail.say(
+                    {"demo": f"sending message {number} to httpRequest", "body": {"id": number}}
+                )
+                messaging.send(http, admin, {"id": number})
+            tail.wait_for({("httpRequest", "data"): messages}, timeout)
+            tail.say({"demo": "starting a pollRecords run"})
+            messaging.send(poll, admin, {"tick": True})
+        complete = tail.wait_for(
+            {("httpRequest", "data"): messages, ("pollRecords", "data"): records,
+             ("pollRecords", "snapshot"): 1},
+            timeout,
+        )  # fmt: skip
+    finally:
+        tail.stop()
+    errors = tail.counts[("httpRequest", "error")] + tail.counts[("pollRecords", "error")]
+    tail.say({
+        "demo": "done" if complete and not errors else "incomplete",
+        "httpRequest responses": tail.counts[("httpRequest", "data")],
+        "records polled": tail.counts[("pollRecords", "data")],
+        "snapshots": tail.counts[("pollRecords", "snapshot")],
+        "errors": errors,
+    })  # fmt: skip
+    return 0 if complete and not errors else 1

@@ -1,0 +1,56 @@
+"""docker-compose.yml and the Dockerfile: checked, since Docker cannot run here."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from runtime.localplatform.flow import load_flow
+from runtime.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
+from tests.helpers import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+WORKERS = {"worker-http": "http-request.json", "worker-poll": "poll-records.json"}
+
+
+def test_compose_wires_each_worker_exactly_as_the_platform_does():
+    for service, flow_file in WORKERS.items():
+        flow = load_flow(ROOT / "demo" / "flows" / flow_file).model_copy(
+            update={"amqp_url": "amqp://guest:guest@rabbitmq:5672/"}
+        )
+        expected = flow.worker_env("http://platform:9000")
+        environment = {k: str(v) for k, v in SERVICES[service]["environment"].items()}
+        assert environment == expected, service
+
+
+def test_every_worker_environment_is_complete_and_valid():
+    for service in WORKERS:
+        environment = {k: str(v) for k, v in SERVICES[service]["environment"].items()}
+        for name in (*REQUIRED_ALWAYS, *REQUIRED_FOR_MESSAGES):
+            assert environment.get(f"ELASTICIO_{name}"), (service, name)
+        Settings.from_env(environment)  # raises on anything malformed
+
+
+def test_compose_has_the_broker_with_its_ui_the_platform_the_api_and_the_demo():
+    assert SERVICES["rabbitmq"]["image"].endswith("management")
+    assert "15672:15672" in SERVICES["rabbitmq"]["ports"]
+    assert "platform" in SERVICES
+    assert "demo-api" in SERVICES
+    assert "--external" in SERVICES["demo"]["command"]
+    platform_command = SERVICES["platform"]["command"]
+    for flow_file in WORKERS.values():
+        assert f"demo/flows/{flow_file}" in platform_command
+    assert "http://demo-api:8400" in platform_command
+
+
+def test_dockerfile_runs_the_worker_as_a_non_root_user_from_pins_with_a_health_check():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.\d+-slim", dockerfile, re.MULTILINE)
+    assert "-c constraints.txt" in dockerfile
+    assert re.search(r"^USER worker$", dockerfile, re.MULTILINE)
+    assert 'CMD ["python", "-m", "runtime", "run"]' in dockerfile
+    assert "HEALTHCHECK" in dockerfile and '"runtime", "health"' in dockerfile
+    for copied in ("component.json", "verifyCredentials.py", "lib", "runtime", "demo"):
+        assert copied in dockerfile
