@@ -62,6 +62,23 @@ class Reconnect:
 
 
 @dataclass
+class _Outage:
+    """How long one of the two connections has been down, and how often we tried."""
+
+    attempts: int = 0
+    since: float | None = None
+
+    def record(self) -> None:
+        self.attempts += 1
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def clear(self) -> None:
+        self.attempts = 0
+        self.since = None
+
+
+@dataclass
 class _Pending:
     exchange: str
     routing_key: str
@@ -153,15 +170,13 @@ class Broker:
         self._consumed_once = False
         self._read_ready = threading.Event()
         self._want_consume = False
-        self._read_attempts = 0
-        self._read_down_since: float | None = None
+        self._read_outage = _Outage()
         self.generation = 0
         # write side
         self._write: pika.SelectConnection | None = None
         self._publisher: pika.channel.Channel | None = None
         self._publisher_ready = threading.Event()
-        self._write_attempts = 0
-        self._write_down_since: float | None = None
+        self._write_outage = _Outage()
         self._mailbox: collections.deque[_Pending | Callable[[], None]] = collections.deque()
         self._outbox: collections.deque[_Pending] = collections.deque()
         self._unconfirmed: collections.OrderedDict[int, _Pending] = collections.OrderedDict()
@@ -310,20 +325,33 @@ class Broker:
         finally:
             self._loop.close()
 
-    def _client_properties(self, role: str) -> None:
+    def _open(
+        self,
+        role: str,
+        on_open: Callable[[pika.connection.Connection], None],
+        on_failed: Callable[[pika.connection.Connection, BaseException], None],
+        on_closed: Callable[[pika.connection.Connection, BaseException], None],
+    ) -> pika.SelectConnection:
         self._parameters.client_properties = {"connection_name": f"{self._name}-{role}"}
-
-    def _connect_read(self) -> None:
-        if self._closing:
-            return
-        self._client_properties("read")
-        self._read = pika.SelectConnection(
+        return pika.SelectConnection(
             parameters=self._parameters,
-            on_open_callback=self._on_read_open,
-            on_open_error_callback=self._on_read_failed,
-            on_close_callback=self._on_read_closed,
+            on_open_callback=on_open,
+            on_open_error_callback=on_failed,
+            on_close_callback=on_closed,
             custom_ioloop=self._loop,
         )
+
+    def _retry(self, outage: _Outage, reason: BaseException, connect: Callable[[], None]) -> None:
+        outage.record()
+        if outage.since is None or self._too_long(outage.attempts, outage.since, reason):
+            return
+        self._loop.call_later(self._reconnect.delay(outage.attempts), connect)
+
+    def _connect_read(self) -> None:
+        if not self._closing:
+            self._read = self._open(
+                "read", self._on_read_open, self._on_read_failed, self._on_read_closed
+            )
 
     def _on_read_open(self, connection: pika.connection.Connection) -> None:
         connection.channel(on_open_callback=self._on_consumer_open)
@@ -350,8 +378,7 @@ class Broker:
 
     def _on_consume_ok(self, _frame: pika.frame.Method) -> None:
         self._consumed_once = True
-        self._read_attempts = 0
-        self._read_down_since = None
+        self._read_outage.clear()
         self._consuming.set()
         _log.info("consuming", queue=self._queue, prefetch=self._prefetch)
 
@@ -399,7 +426,7 @@ class Broker:
         self, _connection: pika.connection.Connection, error: BaseException
     ) -> None:
         self._read = None
-        self._retry_read(error)
+        self._retry(self._read_outage, error, self._connect_read)
 
     def _on_read_closed(
         self, _connection: pika.connection.Connection, reason: BaseException
@@ -412,27 +439,13 @@ class Broker:
         if self._closing:
             return
         _log.warning("read_connection_lost", reason=str(reason))
-        self._retry_read(reason)
-
-    def _retry_read(self, reason: BaseException) -> None:
-        self._read_attempts += 1
-        if self._read_down_since is None:
-            self._read_down_since = time.monotonic()
-        if self._too_long(self._read_attempts, self._read_down_since, reason):
-            return
-        self._loop.call_later(self._reconnect.delay(self._read_attempts), self._connect_read)
+        self._retry(self._read_outage, reason, self._connect_read)
 
     def _connect_write(self) -> None:
-        if self._closing:
-            return
-        self._client_properties("write")
-        self._write = pika.SelectConnection(
-            parameters=self._parameters,
-            on_open_callback=self._on_write_open,
-            on_open_error_callback=self._on_write_failed,
-            on_close_callback=self._on_write_closed,
-            custom_ioloop=self._loop,
-        )
+        if not self._closing:
+            self._write = self._open(
+                "write", self._on_write_open, self._on_write_failed, self._on_write_closed
+            )
 
     def _on_write_open(self, connection: pika.connection.Connection) -> None:
         connection.channel(on_open_callback=self._on_publisher_open)
@@ -444,8 +457,7 @@ class Broker:
         def ready(_frame: pika.frame.Method) -> None:
             self._publisher = channel
             self._next_tag = 1
-            self._write_attempts = 0
-            self._write_down_since = None
+            self._write_outage.clear()
             self._publisher_ready.set()
             if not self._expiring:
                 self._expiring = True
@@ -468,7 +480,7 @@ class Broker:
         self, _connection: pika.connection.Connection, error: BaseException
     ) -> None:
         self._write = None
-        self._retry_write(error)
+        self._retry(self._write_outage, error, self._connect_write)
 
     def _on_write_closed(
         self, _connection: pika.connection.Connection, reason: BaseException
@@ -480,15 +492,7 @@ class Broker:
         if self._closing:
             return
         _log.warning("write_connection_lost", reason=str(reason))
-        self._retry_write(reason)
-
-    def _retry_write(self, reason: BaseException) -> None:
-        self._write_attempts += 1
-        if self._write_down_since is None:
-            self._write_down_since = time.monotonic()
-        if self._too_long(self._write_attempts, self._write_down_since, reason):
-            return
-        self._loop.call_later(self._reconnect.delay(self._write_attempts), self._connect_write)
+        self._retry(self._write_outage, reason, self._connect_write)
 
     def _too_long(self, attempts: int, since: float, reason: BaseException) -> bool:
         if not self._started.is_set():

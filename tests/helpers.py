@@ -33,3 +33,17 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def demo_oauth(api, **extra):
+    """An OAuth2 credential as a step's cfg holds it, freshly signed in to the demo API."""
+    tokens = api.consented_tokens()
+    return {
+        "type": "oauth2",
+        "clientId": "demo-client",
+        "clientSecret": "demo-secret",
+        "tokenUrl": f"{api.url}/oauth/token",
+        "baseUrl": f"{api.url}/api",
+        "oauth": {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]},
+        **extra,
+    }

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from runtime.demo.tokens import GrantRefused, ProviderSettings, TokenBook
+from runtime.jsonhttp import JsonHandler
 
 API_KEY = "demo-api-key"
 BASIC_USER = ("demo", "demo-password")
@@ -104,39 +105,13 @@ def _handler_for(api: DemoApi) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     demo: DemoApi
-    protocol_version = "HTTP/1.1"
-    # One write per response and no Nagle: otherwise headers and body leave as two small
-    # packets and keep-alive clients stall on delayed ACKs (40 ms a request).
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests and the demo print what matters themselves."""
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    # --- plumbing ----------------------------------------------------------------------
-
-    def _dispatch(self, method: str) -> None:
+    def handle_method(self, method: str) -> None:
         parts = urlsplit(self.path)
         self.query = dict(parse_qsl(parts.query))
-        length = int(self.headers.get("Content-Length") or 0)
-        self.raw_body = self.rfile.read(length) if length else b""
+        self.raw_body = self.read_body()
         route = _ROUTES.get(parts.path)
         if route is None and parts.path.startswith("/api/status/"):
             route = _status
@@ -149,12 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
             with self.demo.lock:
                 self.demo.unauthorized += 1
             self._reply(
-                (
-                    401,
-                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                    {"error": "invalid_token", "message": "the access token expired or is unknown"},
-                )
-            )
+                (401, {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                 {"error": "invalid_token", "message": "the access token expired or is unknown"})
+            )  # fmt: skip
             return
         if parts.path.startswith("/api/"):
             with self.demo.lock:
@@ -182,18 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, reply: Reply) -> None:
         status, headers, body = reply
-        if isinstance(body, bytes):
-            payload = body
-            headers.setdefault("Content-Type", "application/octet-stream")
-        else:
-            payload = json.dumps(body).encode()
-            headers.setdefault("Content-Type", "application/json")
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.reply(status, body, headers)
 
     def base(self) -> str:
         return f"http://{self.headers.get('Host')}"

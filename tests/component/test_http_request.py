@@ -9,7 +9,7 @@ import pytest
 from runtime.auth.slots import CACHE
 from runtime.demo.api import API_KEY, BASIC_USER
 from runtime.testing import run_step, run_step_outcome
-from tests.helpers import ROOT
+from tests.helpers import ROOT, demo_oauth
 
 
 @pytest.fixture(autouse=True)
@@ -20,17 +20,7 @@ def _fresh_credentials():
 
 
 def oauth(api, **extra):
-    tokens = api.consented_tokens()
-    return {
-        "type": "oauth2",
-        "clientId": "demo-client",
-        "clientSecret": "demo-secret",
-        "tokenUrl": f"{api.url}/oauth/token",
-        "baseUrl": f"{api.url}/api",
-        "oauth": {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]},
-        "_account": "acct-1",
-        **extra,
-    }
+    return demo_oauth(api, _account="acct-1", **extra)
 
 
 def call(cfg, msg=None):

@@ -8,7 +8,7 @@ from runtime.auth.slots import CACHE
 from runtime.demo.api import DemoApi
 from runtime.events import Event
 from runtime.testing import run_select, run_step_outcome, run_verify
-from tests.helpers import ROOT
+from tests.helpers import ROOT, demo_oauth
 
 STYLES = {
     "next_link": {
@@ -53,16 +53,7 @@ def _fresh_credentials():
 
 
 def credential(api: DemoApi) -> dict:
-    tokens = api.consented_tokens()
-    return {
-        "type": "oauth2",
-        "clientId": "demo-client",
-        "clientSecret": "demo-secret",
-        "tokenUrl": f"{api.url}/oauth/token",
-        "baseUrl": f"{api.url}/api",
-        "oauth": {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]},
-        "_account": "acct-poll",
-    }
+    return demo_oauth(api, _account="acct-poll")
 
 
 def poll(cfg: dict, snapshot: dict | None = None):

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from runtime.auth.slots import CACHE
-from tests.helpers import FIXTURES, ROOT, SAMPLE, run_cli
+from tests.helpers import FIXTURES, ROOT, SAMPLE, demo_oauth, run_cli
 
 
 class ResultReceiver:
@@ -72,17 +72,7 @@ def service(method: str, receiver, platform_api, cfg, component=ROOT, **env):
 
 
 def oauth(api, **extra):
-    tokens = api.consented_tokens()
-    return {
-        "type": "oauth2",
-        "clientId": "demo-client",
-        "clientSecret": "demo-secret",
-        "tokenUrl": f"{api.url}/oauth/token",
-        "baseUrl": f"{api.url}/api",
-        "oauth": {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]},
-        "verifyPath": "/me",
-        **extra,
-    }
+    return demo_oauth(api, verifyPath="/me", **extra)
 
 
 def test_verify_success_is_posted_with_basic_auth_from_the_url(receiver, platform_api, demo_api):
