@@ -30,6 +30,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 from pika.adapters.select_connection import IOLoop
+from pika.adapters.utils import io_services_utils
 
 from runtime.errors import TransportError
 from runtime.log import get_logger
@@ -40,6 +41,40 @@ from runtime.transport import (
     Settlement,
     UnroutableError,
 )
+
+_COALESCE_LIMIT = 256 * 1024
+
+
+def _install_coalescing_writes() -> None:
+    """Send pika's queued frames in one ``send()`` instead of one per frame.
+
+    pika queues every frame (a publish is three, an ack one) and, once the socket is
+    writable, sends them one system call each; under load that was a quarter of the I/O
+    thread's time. Joining the small ones first sends the same bytes, in the same order,
+    in far fewer calls. Only the send loop's input changes; its bookkeeping is pika's own.
+    """
+    transport = io_services_utils._AsyncTransportBase
+    original = transport._produce
+    if getattr(original, "coalescing", False):
+        return
+
+    def produce(self: Any) -> None:
+        buffers = self._tx_buffers
+        if len(buffers) > 1:
+            joined: list[bytes] = []
+            size = 0
+            while buffers and size < _COALESCE_LIMIT:
+                chunk = buffers.popleft()
+                joined.append(chunk)
+                size += len(chunk)
+            buffers.appendleft(b"".join(joined))
+        original(self)
+
+    produce.coalescing = True  # type: ignore[attr-defined]
+    transport._produce = produce
+
+
+_install_coalescing_writes()
 
 OnDelivery = Callable[[Delivery], None]
 """Called on the I/O thread for each delivery: must hand it off and return at once."""
