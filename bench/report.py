@@ -100,7 +100,7 @@ def markdown(results: list[Any], runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(results: list[Any], path: Path) -> None:
+def chart(results: list[Any], path: Path, runs: int = 1) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +123,7 @@ def chart(results: list[Any], path: Path) -> None:
     ax.set_xticks([x + width * (len(workers) - 1) / 2 for x in range(len(cases))])
     ax.set_xticklabels(cases)
     ax.set_ylabel("messages per second (median)")
-    ax.set_title("Passthrough step throughput, one machine, one run")
+    ax.set_title(f"Passthrough step throughput, one machine, median of {runs} run(s)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

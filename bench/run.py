@@ -264,12 +264,6 @@ def _summarise(result: Result, case: Case, collector: Collector, spawned: float)
         result.rate = case.rate
 
 
-def render(results: list[Result], runs: int) -> str:
-    from bench.report import markdown
-
-    return markdown(results, runs)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Benchmark the worker against the Node.js sailor and a bare pika loop."
@@ -311,7 +305,7 @@ def main() -> None:
     from bench.report import chart, markdown
 
     (RESULTS / "report.md").write_text(markdown(results, runs))
-    chart(results, RESULTS / "throughput.png")
+    chart(results, RESULTS / "throughput.png", runs)
     print((RESULTS / "report.md").read_text())
 
 

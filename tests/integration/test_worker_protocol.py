@@ -244,3 +244,49 @@ def test_outgoing_size_limit(step):
     [error] = harness.take("error")
     assert "exceeds limit of 1000." in error["payload"]["error"]["message"]
     assert harness.empty("message")
+
+
+def test_persistent_messages_when_asked(step):
+    harness = step("work", env={"ELASTICIO_AMQP_PERSISTENT_MESSAGES": "true"})
+    harness.start_worker()
+    harness.send({})
+    [out] = harness.take("message")
+    assert out["properties"].delivery_mode == 2
+
+
+def test_a_custom_error_handler_step_receives_decrypted_error_envelopes(step):
+    harness = step("variables", env={"ELASTICIO_INPUT_FORMAT": "error"})
+    harness.start_worker()
+    cipher = messaging.cipher_for(harness.flow)
+    from runtime.wire import encode
+
+    envelope = {
+        "error": encode({"name": "E", "message": "upstream failed"}, cipher).decode(),
+        "errorInput": encode({"body": {"order": 9}}, cipher).decode(),
+    }
+    harness.publish_raw(json.dumps(envelope).encode(), {"messageId": "err-1", "stepId": "s0"})
+    [out] = harness.take("message")
+    assert out["payload"]["body"]["input"] == {
+        "error": {"name": "E", "message": "upstream failed"},
+        "errorInput": {"body": {"order": 9}},
+    }
+
+
+def test_the_data_rate_limit_paces_data_events(step):
+    import time
+
+    harness = step("many")
+    harness.start_worker(ELASTICIO_DATA_RATE_LIMIT="1", ELASTICIO_RATE_INTERVAL="110")
+    started = time.monotonic()
+    harness.send({"count": 6})
+    outputs = harness.take("message", 6)
+    assert time.monotonic() - started >= 5 * 0.11
+    assert [o["payload"]["body"]["i"] for o in outputs] == [0, 1, 2, 3, 4, 5]
+
+
+def test_flow_variables_reach_the_step(step):
+    harness = step("variables", variables={"region": "eu", "limit": 3})
+    harness.start_worker()
+    harness.send({})
+    [out] = harness.take("message")
+    assert out["payload"]["body"]["variables"] == {"region": "eu", "limit": 3}
