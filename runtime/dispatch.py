@@ -30,6 +30,7 @@ from runtime.events import Event, Message, error_payload
 from runtime.headers import ERROR_RESPONSE_HEADER, now_ms, routing_key_override
 from runtime.keys import KeySaver
 from runtime.log import get_logger
+from runtime.object_storage import ObjectStorage, offload, resolve
 from runtime.outbox import Outbox
 from runtime.publisher import Publisher
 from runtime.settings import Settings
@@ -80,6 +81,7 @@ class EventRouter:
         cfg: dict[str, Any],
         base_headers: dict[str, Any],
         outbox: Outbox,
+        storage: ObjectStorage | None = None,
     ) -> None:
         self._settings = settings
         self._cipher = cipher
@@ -92,6 +94,7 @@ class EventRouter:
         self._cfg = cfg
         self._base = base_headers
         self._outbox = outbox
+        self._storage = storage
         passthrough = message.passthrough
         self._original_passthrough = copy.deepcopy(passthrough) if passthrough else {}
 
@@ -119,10 +122,25 @@ class EventRouter:
         data = {**data, "headers": message_headers}
         if self._state.is_passthrough:
             data["passthrough"] = self._passthrough(data)
+        data = self._lightweight(data)
         headers["protocolVersion"] = settings.protocol_version
         body = encode(data, self._cipher, settings.protocol_version)
         self._check_size(body)
         self._send(override or settings.data_routing_key, body, headers, self._throttles.data.wait)
+
+    def _lightweight(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Large bodies to object storage when asked; else no body left behind a reference."""
+        storage = self._storage
+        if storage is None or not storage.configured:
+            return data
+        message_id = str(self._base.get("parentMessageId") or "")
+        if self._settings.emit_lightweight_message:
+            threshold = self._settings.object_storage_size_threshold
+            return offload(storage, data, threshold, message_id)
+        if isinstance(data.get("passthrough"), dict):
+            data = {**data, "passthrough": copy.deepcopy(data["passthrough"])}
+            resolve(storage, {"passthrough": data["passthrough"]}, message_id)
+        return data
 
     def _passthrough(self, data: dict[str, Any]) -> dict[str, Any]:
         passthrough = dict(self._original_passthrough)

@@ -10,6 +10,7 @@ published at all. Nothing is acked before every event it produced was confirmed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -26,6 +27,7 @@ from runtime.events import Message, error_payload
 from runtime.executor import DeliveryFailed, Outcome, StepRun, stop_job
 from runtime.keys import KeySaver
 from runtime.log import get_logger
+from runtime.object_storage import ObjectStorage, ObjectStorageError, references_objects, resolve
 from runtime.outbox import Outbox
 from runtime.platform_api import PlatformApi
 from runtime.publisher import Publisher
@@ -73,6 +75,13 @@ class Worker:
             component.credential_fields(), adapter=pool, fresh_cfg=self._fresh_cfg
         )
         self._api = api
+        self._storage = ObjectStorage(
+            settings.object_storage_uri,
+            settings.object_storage_token,
+            cipher,
+            flow_id=settings.flow_id,
+            step_id=settings.step_id,
+        )
 
     def _fresh_cfg(self) -> dict[str, Any]:
         """The step's configuration as the platform has it now, saved keys laid over it."""
@@ -151,6 +160,12 @@ class Worker:
 
     def _run(self, message_id: str, delivery: Delivery, message: Message, slot: _Slot) -> bool:
         settings = self._settings
+        process = self._step.process
+        if self._step.spec.auto_resolve_object_references and references_objects(message):
+            try:
+                resolve(self._storage, message, message_id)
+            except ObjectStorageError as exc:
+                process = _raising(exc)  # reported as the message's error, then rejected
         reduced = headers.incoming(delivery.headers)
         cfg = self._state.cfg()
         outbox = Outbox(wait_timeout=settings.publish_timeout)
@@ -166,9 +181,10 @@ class Worker:
             cfg=cfg,
             base_headers=headers.outgoing(reduced, settings),
             outbox=outbox,
+            storage=self._storage,
         )
         run = StepRun(
-            self._step.process,
+            process,
             message,
             cfg,
             self._state.snapshot(),
@@ -273,6 +289,13 @@ class Worker:
         if not applied:
             _log.warning("settle_deferred_until_redelivery", verdict=verdict, tag=delivery.tag)
         return applied
+
+
+def _raising(error: BaseException) -> Callable[..., Any]:
+    def process(*_args: Any) -> Any:
+        raise error
+
+    return process
 
 
 class _Slot:
