@@ -22,8 +22,11 @@ def store():
 
 
 def storage_env(store, **extra):
-    return {"ELASTICIO_OBJECT_STORAGE_URI": store.url,
-            "ELASTICIO_OBJECT_STORAGE_TOKEN": TOKEN, **extra}
+    return {
+        "ELASTICIO_OBJECT_STORAGE_URI": store.url,
+        "ELASTICIO_OBJECT_STORAGE_TOKEN": TOKEN,
+        **extra,
+    }
 
 
 def put(store, harness, value) -> str:
@@ -43,9 +46,14 @@ def test_an_incoming_body_in_object_storage_is_fetched_before_the_step_runs(step
 
 
 def test_large_outgoing_bodies_are_stored_and_replaced_by_a_reference(step, store):
-    harness = step("big", env=storage_env(
-        store, ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE="true",
-        ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD="1000"))
+    harness = step(
+        "big",
+        env=storage_env(
+            store,
+            ELASTICIO_EMIT_LIGHTWEIGHT_MESSAGE="true",
+            ELASTICIO_OBJECT_STORAGE_SIZE_THRESHOLD="1000",
+        ),
+    )
     harness.start_worker()
     harness.send({"size": 5000})
     harness.send({"size": 10})
