@@ -67,7 +67,10 @@ class Worker:
         self._keys = KeySaver(settings, state, api, self._publisher, cipher)
         self._dedup = Deduper()
         self._runners = RunnerPool("message")
-        self._slots = threading.BoundedSemaphore(settings.thread_pool_size)
+        # The broker's prefetch already bounds the messages in flight; a semaphore only
+        # matters when fewer threads than that were asked for.
+        limited = settings.thread_pool_size < settings.rabbitmq_prefetch_sailor
+        self._slots = threading.BoundedSemaphore(settings.thread_pool_size) if limited else None
         self._active = 0
         self._idle = threading.Condition()
         pool = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
@@ -142,7 +145,8 @@ class Worker:
         if isinstance(decision, AlreadyDone):
             self._settle_once(delivery, decision.verdict)
             return True
-        self._slots.acquire()
+        if self._slots is not None:
+            self._slots.acquire()
         slot = _Slot(self._slots)
         settled_here = True
         try:
@@ -301,13 +305,13 @@ def _raising(error: BaseException) -> Callable[..., Any]:
 class _Slot:
     """A concurrency slot that a timeout may release for the thread still holding it."""
 
-    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+    def __init__(self, semaphore: threading.BoundedSemaphore | None) -> None:
         self._semaphore = semaphore
-        self._released = threading.Lock()
+        self._released = threading.Lock() if semaphore is not None else None
 
     def release(self) -> None:
-        if self._released.acquire(blocking=False):
-            self._semaphore.release()
+        if self._released is not None and self._released.acquire(blocking=False):
+            self._semaphore.release()  # type: ignore[union-attr]
 
 
 def report_startup_error(
