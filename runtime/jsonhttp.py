@@ -7,7 +7,7 @@ delayed ACKs between the header and body packets (40 ms a request).
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -56,3 +56,11 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+class JsonServer(ThreadingHTTPServer):
+    """A thread per connection, and a listen backlog for bursts (50 clients connecting at
+    once overflow the default of 5, and the dropped SYNs come back seconds later)."""
+
+    daemon_threads = True
+    request_queue_size = 128

@@ -17,12 +17,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from runtime.demo.tokens import GrantRefused, ProviderSettings, TokenBook
-from runtime.jsonhttp import JsonHandler
+from runtime.jsonhttp import JsonHandler, JsonServer
 
 API_KEY = "demo-api-key"
 BASIC_USER = ("demo", "demo-password")
@@ -59,8 +59,7 @@ class DemoApi:
         self.api_calls = 0
         self.unauthorized = 0
         self.limited: dict[str, int] = {}
-        self.server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self.server.daemon_threads = True
+        self.server = JsonServer((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
         if not self.book.settings.instance_url:
             self.book.settings.instance_url = self.url

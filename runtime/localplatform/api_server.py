@@ -13,11 +13,10 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from runtime.jsonhttp import JsonHandler
+from runtime.jsonhttp import JsonHandler, JsonServer
 
 OnKeys = Callable[[str, dict[str, Any]], None]
 
@@ -53,8 +52,7 @@ class PlatformApiServer:
     ) -> None:
         self.state = ApiState(username, password, on_keys=on_keys)
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
+        self.server = JsonServer((host, port), handler)
 
     @property
     def url(self) -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from http.server import ThreadingHTTPServer
 
-from runtime.jsonhttp import JsonHandler
+from runtime.jsonhttp import JsonHandler, JsonServer
 
 
 class ObjectStore:
@@ -17,8 +16,7 @@ class ObjectStore:
         self.objects: dict[str, bytes] = {}
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"store": self})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
+        self.server = JsonServer((host, port), handler)
 
     @property
     def url(self) -> str:
