@@ -734,12 +734,6 @@ class AdminClient:
     def delete_queue(self, name: str) -> None:
         self._channel.queue_delete(name)
 
-    def delete_exchange(self, name: str) -> None:
-        self._channel.exchange_delete(name)
-
-    def purge(self, queue: str) -> None:
-        self._channel.queue_purge(queue)
-
     def count(self, queue: str) -> int:
         frame = self._channel.queue_declare(queue, passive=True)
         return int(frame.method.message_count)

@@ -131,9 +131,6 @@ class Component:
         credentials = self.spec.credentials
         return list(credentials.fields) if credentials is not None else []
 
-    def main_path(self, step: StepSpec) -> Path:
-        return (self.root / step.main).resolve()
-
     def schema(self, step: StepSpec, direction: Literal["in", "out"]) -> dict[str, Any] | None:
         """A step's input or output JSON Schema, read from its file when it is a path."""
         if step.metadata is None:

@@ -77,11 +77,6 @@ class Deduper:
                 self._done[message_id] = (verdict, time.monotonic())
             return None
 
-    @property
-    def in_progress(self) -> int:
-        with self._lock:
-            return len(self._current)
-
     def _forget_old(self) -> None:
         limit = time.monotonic() - REMEMBER_SECONDS
         while self._done and (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -126,9 +126,3 @@ def get_logger(name: str, **context: Any) -> structlog.typing.FilteringBoundLogg
         logger_name=name, **context
     )
     return logger
-
-
-def bound_fields(logger: structlog.typing.FilteringBoundLogger) -> MutableMapping[str, Any]:
-    """The fields bound to a logger (for tests and for handing context to child loggers)."""
-    fields: MutableMapping[str, Any] = structlog.get_context(logger)
-    return fields

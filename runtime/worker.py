@@ -92,10 +92,6 @@ class Worker:
         return {**self._state.cfg(), **(config if isinstance(config, dict) else {})}
 
     @property
-    def publisher(self) -> Publisher:
-        return self._publisher
-
-    @property
     def stuck_threads(self) -> int:
         """Step threads stopped by a timeout that never returned (blocked in C code)."""
         return self._runners.retired

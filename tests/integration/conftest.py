@@ -28,6 +28,11 @@ NODE_SAILOR = NODE_DIR / "node_modules" / "elasticio-sailor-nodejs"
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def unavailable(message: str) -> None:
+    """A missing service fails the run in CI (CI=true) and skips the test elsewhere."""
+    pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+
+
 def _docker_available() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -55,10 +60,7 @@ def amqp_url():
             params = container.get_connection_params()
             yield f"amqp://guest:guest@{params.host}:{params.port}/"
         return
-    message = f"no RabbitMQ at {url} and no Docker for testcontainers (set RABBITMQ_URL)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(f"no RabbitMQ at {url} and no Docker for testcontainers (set RABBITMQ_URL)")
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +69,7 @@ def node_sailor() -> Path:
     if not (NODE_SAILOR / "run.js").exists():
         npm = shutil.which("npm")
         if npm is None:
-            message = "npm is needed to install the Node.js sailor for interoperability tests"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
+            unavailable("npm is needed to install the Node.js sailor for interoperability tests")
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--silent"],
             cwd=NODE_DIR,
