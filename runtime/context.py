@@ -45,7 +45,11 @@ class Context:
         self.step = step
 
     def emit(self, event: str, payload: Any = None) -> None:
-        """Emit one of the platform's events; returns once the runtime has delivered it.
+        """Emit one of the platform's events; returns once the runtime has taken it.
+
+        In the worker, data and the other publishing events return once handed to the
+        broker (the message is acked only after all are confirmed); ``updateKeys`` returns
+        only once the keys are saved.
 
         Args:
             event: ``data``, ``error``, ``rebound``, ``snapshot``, ``updateSnapshot``,

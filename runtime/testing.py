@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.auth.step_http import session_factory
-from runtime.component import component_root, load_component
+from runtime.component import Component, component_root, load_component
 from runtime.context import HttpFactory
 from runtime.events import Event, as_message
 from runtime.executor import Outcome, execute
@@ -78,12 +78,7 @@ def run_step_outcome(
     http_factory: HttpFactory | None = None,
 ) -> tuple[list[Event], Outcome]:
     """Like ``run_step``, and also the outcome (error counts, whether it timed out)."""
-    root = (
-        Path(component).resolve()
-        if component is not None
-        else component_root(Path.cwd(), os.environ.get("ELASTICIO_COMPONENT_PATH"))
-    )
-    loaded = load_component(root)
+    loaded = _component(component)
     step = load_step(loaded, name)
     events: list[Event] = []
 
@@ -104,7 +99,7 @@ def run_step_outcome(
     return events, outcome
 
 
-def _component(component: str | Path | None) -> Any:
+def _component(component: str | Path | None) -> Component:
     root = (
         Path(component).resolve()
         if component is not None
