@@ -1,10 +1,12 @@
 """The worker's message loop: each delivery through the step, settled only when safe.
 
 For every delivery, on a runner thread: drop it if it is a copy of a message in progress;
-decode it (or reject it, logged without its content); run the step with a deadline; publish
-each event as it is emitted and wait for the broker's confirm; then ack, or reject when an
-error came before ``end`` (the sailor's rule), or requeue when an event could not be
-published at all. Nothing is acked before every event it produced was confirmed.
+decode it (or reject it, logged without its content); fetch bodies kept in object storage;
+run the step with a deadline, handing each event to the broker as it is emitted. Once the
+step has ended and the broker confirmed every publish of the message, the broker's I/O
+thread acks it, or rejects it when an error came before ``end`` (the sailor's rule), or
+requeues it when an event could not be published at all. Nothing is acked before every
+event it produced was confirmed.
 """
 
 from __future__ import annotations
