@@ -182,3 +182,48 @@ def test_unroutable_data_is_an_error_not_a_silent_drop(step):
     assert "no queue is bound to it" in message
     assert "no-queue-is-bound-to-this" in message
     assert harness.queued() == 0
+
+
+def test_the_broker_going_away_and_coming_back_loses_nothing(step, amqp_url):
+    from urllib.parse import urlsplit
+
+    from tests.integration.tcp_proxy import TcpProxy
+
+    broker = urlsplit(amqp_url)
+    proxy = TcpProxy((broker.hostname, broker.port or 5672))
+    via_proxy = amqp_url.replace(
+        f"{broker.hostname}:{broker.port or 5672}", f"127.0.0.1:{proxy.port}"
+    )
+    harness = step("work")
+    worker = harness.start_worker(ELASTICIO_AMQP_URI=via_proxy)
+    harness.send({"n": 1})
+    harness.take("message")
+    proxy.down()
+    for n in range(2, 7):
+        harness.send({"n": n})  # queued while the worker cannot reach the broker
+    time.sleep(3)
+    assert worker.process.poll() is None  # still alive, trying
+    proxy.up()
+    outputs = harness.take("message", 5, timeout=30)
+    assert sorted(o["payload"]["body"]["n"] for o in outputs) == [2, 3, 4, 5, 6]
+    assert "read_connection_lost" in worker.text
+    proxy.down()
+
+
+def test_a_broker_that_stays_away_ends_the_worker_after_the_deadline(step, amqp_url):
+    from urllib.parse import urlsplit
+
+    from tests.integration.tcp_proxy import TcpProxy
+
+    broker = urlsplit(amqp_url)
+    proxy = TcpProxy((broker.hostname, broker.port or 5672))
+    via_proxy = amqp_url.replace(
+        f"{broker.hostname}:{broker.port or 5672}", f"127.0.0.1:{proxy.port}"
+    )
+    harness = step("work")
+    worker = harness.start_worker(
+        ELASTICIO_AMQP_URI=via_proxy, ELASTICIO_AMQP_RECONNECT_DEADLINE="2"
+    )
+    proxy.down()
+    assert worker.wait(timeout=30) == 1
+    assert "stayed unreachable for 2 s" in worker.text
