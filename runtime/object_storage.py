@@ -14,7 +14,6 @@ failures are retried with exponential back-off (100 ms doubling, at most 15 s).
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +21,7 @@ import requests
 
 from runtime.crypto import CipherError, MessageCipher
 from runtime.errors import StepError
+from runtime.http_retry import send
 from runtime.redact import SECRETS
 from runtime.wire import dumps
 
@@ -90,26 +90,25 @@ class ObjectStorage:
         headers = {"x-request-id": f"{self._request_id};m:{message_id}"}
         if body is not None:
             headers["Content-Type"] = "application/octet-stream"
-        problem = ""
-        for attempt in range(RETRIES + 1):
-            if attempt:
-                time.sleep(min(15.0, 0.1 * 2 ** (attempt - 1)))
-            try:
-                response = self._http.request(
-                    method, self._uri + path, data=body, headers=headers, timeout=TIMEOUT
-                )
-            except requests.RequestException as exc:
-                problem = type(exc).__name__
-                continue
-            if response.status_code >= 500:
-                problem = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise ObjectStorageError(
-                    f"object storage refused {method} {path} ({response.status_code})"
-                )
-            return response
-        raise ObjectStorageError(f"object storage did not answer {method} {path} ({problem})")
+        outcome = send(
+            self._http,
+            method,
+            self._uri + path,
+            attempts=RETRIES + 1,
+            first_delay=0.1,
+            data=body,
+            headers=headers,
+            timeout=TIMEOUT,
+        )
+        if outcome.response is None:
+            raise ObjectStorageError(
+                f"object storage did not answer {method} {path} ({outcome.problem})"
+            )
+        if outcome.response.status_code >= 400:
+            raise ObjectStorageError(
+                f"object storage refused {method} {path} ({outcome.response.status_code})"
+            )
+        return outcome.response
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -6,13 +6,13 @@ failures are retried ``ELASTICIO_API_REQUEST_RETRY_ATTEMPTS`` times.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from runtime.errors import Error
+from runtime.http_retry import send
 
 TIMEOUT = 15.0
 
@@ -61,31 +61,29 @@ class PlatformApi:
         self._http.close()
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        url = self._base + path
-        last: str = ""
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay * 2 ** (attempt - 1))
-            try:
-                response = self._http.request(method, url, json=body, timeout=TIMEOUT)
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-                continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise PlatformApiError(
-                    f"{method} {path} was refused by the platform API ({response.status_code})",
-                    response.status_code,
-                )
-            if not response.content:
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                return None
-        raise PlatformApiError(
-            f"{method} {path}: the platform API at {self._base} did not answer "
-            f"after {self._attempts} attempts ({last})"
+        outcome = send(
+            self._http,
+            method,
+            self._base + path,
+            attempts=self._attempts,
+            first_delay=self._delay,
+            json=body,
+            timeout=TIMEOUT,
         )
+        response = outcome.response
+        if response is None:
+            raise PlatformApiError(
+                f"{method} {path}: the platform API at {self._base} did not answer "
+                f"after {self._attempts} attempts ({outcome.problem})"
+            )
+        if response.status_code >= 400:
+            raise PlatformApiError(
+                f"{method} {path} was refused by the platform API ({response.status_code})",
+                response.status_code,
+            )
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None

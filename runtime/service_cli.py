@@ -12,7 +12,6 @@ nowhere to post (``ELASTICIO_POST_RESULT_URL`` missing).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import requests
 
 from runtime import log
 from runtime.component import component_root, load_component
+from runtime.http_retry import send
 from runtime.platform_api import PlatformApi
 from runtime.redact import SECRETS
 from runtime.service import get_meta_model, select_model, verify_credentials
@@ -105,24 +105,19 @@ def _post(url: str, result: dict[str, Any], env: Mapping[str, str]) -> bool:
         auth = (unquote(parts.username), unquote(parts.password or ""))
         parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
     target = urlunsplit(parts)
-    attempts = max(1, int(env.get("ELASTICIO_API_REQUEST_RETRY_ATTEMPTS") or 3))
+    attempts = int(env.get("ELASTICIO_API_REQUEST_RETRY_ATTEMPTS") or 3)
     delay = int(env.get("ELASTICIO_API_REQUEST_RETRY_DELAY") or 100) / 1000
-    last = ""
-    for attempt in range(attempts):
-        if attempt:
-            time.sleep(delay * 2 ** (attempt - 1))
-        try:
-            response = requests.post(target, json=result, auth=auth, timeout=POST_TIMEOUT)
-        except requests.RequestException as exc:
-            last = type(exc).__name__
-            continue
-        if response.status_code >= 500:
-            last = str(response.status_code)
-            continue
-        if response.status_code != 200:
-            last = f"{response.status_code}, {response.text[:200]}"
-            break
+    with requests.Session() as http:
+        outcome = send(
+            http, "POST", target, attempts=attempts, first_delay=delay, json=result, auth=auth,
+            timeout=POST_TIMEOUT,
+        )  # fmt: skip
+    response = outcome.response
+    if response is not None and response.status_code == 200:
         _log.info("service_result_posted", status=result["status"])
         return True
-    _log.error("service_result_not_posted", reason=f"Failed to POST data to {target} ({last})")
+    problem = (
+        outcome.problem if response is None else f"{response.status_code}, {response.text[:200]}"
+    )
+    _log.error("service_result_not_posted", reason=f"Failed to POST data to {target} ({problem})")
     return False
