@@ -107,7 +107,8 @@ class AuthorizedSession(requests.Session):
         self._shared_adapter = adapter is not None
         self._retries = retries
         self._max_retry_wait = max_retry_wait
-        self._token_http = requests.Session()
+        # Made on the first refresh: a step's session lives for one message and rarely needs it.
+        self._token_http: requests.Session | None = None
         self._first_request = threading.Lock()
         self._always_done = False
         if adapter is not None:
@@ -190,7 +191,8 @@ class AuthorizedSession(requests.Session):
         return response
 
     def close(self) -> None:
-        self._token_http.close()
+        if self._token_http is not None:
+            self._token_http.close()
         if not self._shared_adapter:
             super().close()
 
@@ -236,6 +238,8 @@ class AuthorizedSession(requests.Session):
         if self._refresh_hook is not None:
             response = self._refresh_hook(credentials)
         else:
+            if self._token_http is None:
+                self._token_http = requests.Session()
             response = request_token(credentials, http=self._token_http)
         if self._response_hook is not None:
             response = self._response_hook(response)
