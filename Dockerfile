@@ -11,7 +11,7 @@ WORKDIR /app
 # Dependencies first, from the pins, so code changes do not reinstall them.
 COPY pyproject.toml constraints.txt README.md ./
 COPY runtime/__init__.py runtime/__init__.py
-RUN pip install -c constraints.txt pika requests pydantic structlog cryptography
+RUN pip install -c constraints.txt pika requests pydantic structlog cryptography redis
 
 COPY runtime ./runtime
 COPY lib ./lib

@@ -37,16 +37,7 @@ def main() -> None:
     url = f"{api.url}/api/me"
     plain = requests.Session()
     authorised = AuthorizedSession(
-        {
-            "type": "oauth2",
-            "accessToken": tokens["access_token"],
-            "refreshToken": tokens["refresh_token"],
-            "tokenUrl": f"{api.url}/oauth/token",
-            "clientId": "demo-client",
-            "clientSecret": "demo-secret",
-            "expiresIn": 3600,
-        },
-        on_keys=lambda keys: None,
+        api.credential(tokens, expiresIn=3600), on_keys=lambda keys: None
     )
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     per_request(plain, url, 200, bearer)  # warm both connection pools

@@ -156,6 +156,17 @@ def _add_local_tools(commands: Any) -> None:
     sign_in.set_defaults(handler=_login)
 
 
+def _add_lock_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-url",
+        default=None,
+        metavar="URL",
+        help="ELASTICIO_CREDENTIAL_LOCK_URL for the steps' replicas: redis://HOST:PORT/DB "
+        "across machines, file:///DIR on one, '' for none (default: the flow file's "
+        "credentialLockUrl, else a file lock in the temporary folder)",
+    )
+
+
 def _add_local_platform(commands: Any) -> None:
     """The whole product on one machine: demo, local platform, demo API."""
     demo = commands.add_parser(
@@ -175,6 +186,14 @@ def _add_local_platform(commands: Any) -> None:
         "--external",
         action="store_true",
         help="only run the scenario: provider, platform and workers run elsewhere (compose)",
+    )
+    demo.add_argument(
+        "--provider", metavar="URL", help="with --external: the demo provider, for its counts"
+    )
+    demo.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="with --external: the platform's credentials file, to check the grant is alive",
     )
     _add_component_option(demo)
     demo.set_defaults(handler=_demo)
@@ -201,6 +220,7 @@ def _add_local_platform(commands: Any) -> None:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=9000)
     up.add_argument("--amqp-url", default=None, help="overrides the flow files' amqpUrl")
+    _add_lock_option(up)
     up.add_argument(
         "--sign-in-demo",
         metavar="URL",
@@ -231,11 +251,13 @@ def _add_local_platform(commands: Any) -> None:
     env = platform_commands.add_parser(
         "env",
         help="print the ELASTICIO_* environment of a flow's step, as shell exports",
-        description="Print the environment the platform gives the step's worker.",
+        description="Print the environment the platform gives each of the step's workers "
+        "(every replica gets the same, the credential lock included).",
     )
     env.add_argument("--flow", required=True, metavar="FILE")
     env.add_argument("--api-uri", default="http://127.0.0.1:9000")
     env.add_argument("--amqp-url", default=None)
+    _add_lock_option(env)
     env.set_defaults(handler=_platform)
 
     demo_api = commands.add_parser(
@@ -277,6 +299,8 @@ def _demo(args: argparse.Namespace) -> int:
         component=root,
         out=sys.stdout,
         external=args.external,
+        provider=args.provider,
+        credentials=Path(args.credentials) if args.credentials else None,
     )
 
 

@@ -61,6 +61,20 @@ class Message(dict[str, Any]):
         return passthrough if isinstance(passthrough, dict) else {}
 
 
+class KeysUpdate(dict[str, Any]):
+    """The payload of ``updateKeys``: the whole new credential, as a plain dict.
+
+    ``replaces`` names the stored version these keys succeed (``keys_version`` of the
+    credential that was refreshed), so a store that still holds a different one knows another
+    process got there first and refuses to overwrite it. None when unknown (a step that
+    emitted ``updateKeys`` itself).
+    """
+
+    def __init__(self, keys: Mapping[str, Any], *, replaces: str | None = None) -> None:
+        super().__init__(keys)
+        self.replaces = replaces
+
+
 def as_message(value: Any) -> Message:
     """A data payload as a message: a dict with a ``body`` is one; anything else is its body."""
     if (type(value) is dict or isinstance(value, Mapping)) and "body" in value:
@@ -127,4 +141,5 @@ def normalise(kind: str, payload: Any) -> Event:
         raise TypeError(f"the payload of {checked!r} must be a JSON object, not {what}")
     if checked == "updateKeys":
         SECRETS.add_from(payload)
+        return Event(checked, KeysUpdate(payload, replaces=getattr(payload, "replaces", None)))
     return Event(checked, dict(payload))

@@ -187,6 +187,7 @@ class StepRun:
             self._count_and_handle(event)
         except Exception as exc:  # noqa: BLE001 - turned into an error event, once
             failure = DeliveryFailed(f"could not deliver the {event.kind!r} event: {exc}")
+            failure.__cause__ = exc  # raised later, outside this handler
             self._reported.add(id(failure))
             try:
                 self._count_and_handle(Event("error", error_payload(failure)))

@@ -11,12 +11,18 @@
 With neither an account nor that routing key the keys would only live in memory and die
 with the container, so that is an error the step sees, not a silent drop. When one of two
 destinations fails, the keys count as saved (and the failure is logged).
+
+Keys from a refresh say which stored version they replace; the PUT carries it as
+``If-Match`` and the routing-key message as ``replaces``, so a store holding keys another
+process saved meanwhile keeps them (``KeysConflict``) instead of being overwritten.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from runtime.auth.credentials import keys_version
+from runtime.auth.errors import KeysConflict
 from runtime.crypto import MessageCipher
 from runtime.errors import StepError
 from runtime.log import get_logger
@@ -63,14 +69,16 @@ class KeySaver:
             )
         failures: list[str] = []
         saved = False
+        replaces: str | None = getattr(keys, "replaces", None)
         if account:
             try:
-                self._api.update_account(str(account), keys)
+                self._save_account(str(account), keys, replaces)
                 saved = True
             except PlatformApiError as exc:
                 failures.append(f"the platform API did not save them ({exc})")
         if routing_key:
-            body = encode({"account": account, "keys": keys}, self._cipher, 1)
+            message = {"account": account, "keys": keys, "replaces": replaces}
+            body = encode(message, self._cipher, 1)
             try:
                 self._publisher.send(routing_key, body, {**headers, "protocolVersion": 1})
                 saved = True
@@ -81,3 +89,27 @@ class KeySaver:
         if failures:
             _log.warning("keys_partly_saved", problem="; ".join(failures))
         self._state.remember_keys(keys)
+
+    def _save_account(self, account: str, keys: dict[str, Any], replaces: str | None) -> None:
+        try:
+            self._api.update_account(account, keys, replaces=replaces)
+            return
+        except PlatformApiError as exc:
+            if exc.status != 412:
+                raise
+        # The platform compared and refused: see what it holds before deciding.
+        held = keys_version(self._stored_config())
+        if held == keys_version(keys):
+            return  # an earlier attempt of this very save went through
+        if held != replaces:
+            raise KeysConflict(
+                f"account {account} holds keys another process saved after these were "
+                "refreshed; they were not overwritten and the stored ones will be used"
+            )
+        # It holds what we replace, so its 412 was about versions it computes differently.
+        self._api.update_account(account, keys)
+
+    def _stored_config(self) -> dict[str, Any]:
+        settings = self._settings
+        config = self._api.step(settings.flow_id, settings.step_id).get("config")
+        return config if isinstance(config, dict) else {}

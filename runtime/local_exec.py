@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,13 @@ def credentials_file(path: str | None) -> CredentialsFile:
     return CredentialsFile(chosen)
 
 
+def _saved_entry(
+    cfg: dict[str, Any], store: CredentialsFile, name: str
+) -> Callable[[], dict[str, Any]]:
+    """Re-reads the entry as saved now, laid over the step's configuration."""
+    return lambda: {**cfg, **store.entry(name)}
+
+
 def run_exec(args: argparse.Namespace) -> int:
     log.configure(fmt=args.log_format)
     message: Any = read_json(args.msg, what="message", default={})
@@ -56,12 +64,20 @@ def run_exec(args: argparse.Namespace) -> int:
         fields |= set(entry)
     elif args.credentials:
         raise ConfigError("--credentials needs --credential NAME to say which entry to use")
+    if store is None:
+        http_factory = session_factory(sorted(fields))
+    else:
+        # Other processes may use the same entry: refresh one at a time, from what is saved.
+        http_factory = session_factory(
+            sorted(fields), fresh_cfg=_saved_entry(cfg, store, args.credential), lock=store.lock()
+        )
 
     def print_event(event: Event) -> None:
         shown = event.as_json()
         if event.kind == "updateKeys":
             if store is not None:
-                store.save(args.credential, event.payload)
+                replaces = getattr(event.payload, "replaces", None)
+                store.save(args.credential, event.payload, replaces=replaces)
             shown["payload"] = redact(event.payload)  # the new tokens stay in the file
         sys.stdout.write(json.dumps(shown, ensure_ascii=False) + "\n")
         sys.stdout.flush()
@@ -73,7 +89,7 @@ def run_exec(args: argparse.Namespace) -> int:
         snapshot,
         handle=print_event,
         timeout=args.timeout,
-        http_factory=session_factory(sorted(fields)),
+        http_factory=http_factory,
         step=args.step,
     )
     return 1 if outcome.errors else 0

@@ -48,7 +48,7 @@ class ObjectStorage:
         self._cipher = cipher
         self._http = requests.Session()
         if token:
-            SECRETS.add(token)
+            SECRETS.pin(token)
             self._http.headers["Authorization"] = f"Bearer {token}"
         self._request_id = f"f:{flow_id};s:{step_id}"
 

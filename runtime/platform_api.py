@@ -49,9 +49,16 @@ class PlatformApi:
             raise PlatformApiError("the step data is not a JSON object")
         return data
 
-    def update_account(self, account_id: str, keys: dict[str, Any]) -> None:
-        """``PUT /v1/accounts/{id}`` with ``{"keys": ...}``: the credential's stored keys."""
-        self._call("PUT", f"/v1/accounts/{quote(str(account_id))}", {"keys": keys})
+    def update_account(
+        self, account_id: str, keys: dict[str, Any], *, replaces: str | None = None
+    ) -> None:
+        """``PUT /v1/accounts/{id}`` with ``{"keys": ...}``: the credential's stored keys.
+
+        With ``replaces``, the request carries ``If-Match: "<replaces>"``: a platform that
+        compares answers 412 (``PlatformApiError.status``) when the account holds other keys.
+        """
+        headers = {"If-Match": f'"{replaces}"'} if replaces else None
+        self._call("PUT", f"/v1/accounts/{quote(str(account_id))}", {"keys": keys}, headers)
 
     def startup_data(self, flow_id: str, method: str, data: Any = None) -> Any:
         """The startup hook's data: ``POST`` (create), ``GET`` (retrieve) or ``DELETE``."""
@@ -60,7 +67,9 @@ class PlatformApi:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
         outcome = send(
             self._http,
             method,
@@ -68,6 +77,7 @@ class PlatformApi:
             attempts=self._attempts,
             first_delay=self._delay,
             json=body,
+            headers=headers,
             timeout=TIMEOUT,
         )
         response = outcome.response

@@ -21,6 +21,7 @@ from types import FrameType
 
 from runtime import IMPORTED_AT, log
 from runtime.amqp import Broker, Reconnect
+from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
 from runtime.component import component_root, load_component
 from runtime.crypto import MessageCipher
 from runtime.errors import ConfigError, TransportError
@@ -96,6 +97,35 @@ def _shutdown_hook(settings: Settings, api: PlatformApi, root: Path) -> int:
     return EXIT_OK
 
 
+def credential_lock(settings: Settings) -> CredentialLock:
+    """The lock replicas refresh shared credentials under; says once how they coordinate."""
+    lock = lock_from_url(
+        settings.credential_lock_url,
+        secret=settings.message_crypto_password or None,
+        lease=settings.credential_lock_lease,
+        wait=settings.credential_lock_timeout,
+    )
+    if lock is IN_PROCESS:
+        _log.info(
+            "credential_lock",
+            store=lock.where,
+            note="token refreshes are coordinated within this process only; set "
+            "ELASTICIO_CREDENTIAL_LOCK_URL when replicas share a credential",
+        )
+        return lock
+    problem = lock.check()
+    if problem is None:
+        _log.info("credential_lock", store=lock.where)
+    else:
+        _log.warning(
+            "credential_lock_unreachable",
+            store=lock.where,
+            problem=problem,
+            note="refreshes will fail until it answers; nothing else needs it",
+        )
+    return lock
+
+
 class _Run:
     def __init__(self, settings: Settings, api: PlatformApi, root: Path, started: float) -> None:
         self.settings = settings
@@ -158,6 +188,7 @@ class _Run:
         if settings.startup_required:
             run_startup(step, state.cfg(), self.api, settings.flow_id)
         call_hook(step, "init", state.cfg())
+        lock = credential_lock(settings)
         self.worker = Worker(
             settings=settings,
             component=component,
@@ -166,6 +197,7 @@ class _Run:
             api=self.api,
             state=state,
             cipher=self.cipher,
+            lock=lock,
         )
 
     def _report(self, error: BaseException) -> None:

@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.step_http import session_factory
 from runtime.component import Component
 from runtime.context import Context
@@ -32,7 +33,13 @@ class ServiceEventError(InvalidInput):
     """A service call emitted an event that only message processing can carry."""
 
 
-def service_context(component: Component, cfg: Mapping[str, Any], on_keys: OnKeys) -> Context:
+def service_context(
+    component: Component,
+    cfg: Mapping[str, Any],
+    on_keys: OnKeys,
+    *,
+    lock: CredentialLock = IN_PROCESS,
+) -> Context:
     def deliver(event: Event) -> None:
         if event.kind != "updateKeys":
             raise ServiceEventError(
@@ -44,12 +51,16 @@ def service_context(component: Component, cfg: Mapping[str, Any], on_keys: OnKey
         deliver=deliver,
         log=get_logger("component"),
         cfg=cfg,
-        http_factory=session_factory(component.credential_fields()),
+        http_factory=session_factory(component.credential_fields(), lock=lock),
     )
 
 
 def verify_credentials(
-    component: Component, cfg: Mapping[str, Any], on_keys: OnKeys
+    component: Component,
+    cfg: Mapping[str, Any],
+    on_keys: OnKeys,
+    *,
+    lock: CredentialLock = IN_PROCESS,
 ) -> dict[str, Any]:
     """``{"verified": bool, "reason"?: str}``; raises when the check itself failed.
 
@@ -64,7 +75,7 @@ def verify_credentials(
     verify = getattr(module, "verify", None)
     if not callable(verify):
         raise ComponentError([f"{where}: has no function verify(ctx, credentials)"])
-    ctx = service_context(component, cfg, on_keys)
+    ctx = service_context(component, cfg, on_keys, lock=lock)
     try:
         result = _settle(verify(ctx, dict(cfg)))
     finally:
@@ -84,21 +95,38 @@ def _verdict(result: Any) -> dict[str, Any]:
 
 
 def select_model(
-    component: Component, step_name: str, method: str, cfg: Mapping[str, Any], on_keys: OnKeys
+    component: Component,
+    step_name: str,
+    method: str,
+    cfg: Mapping[str, Any],
+    on_keys: OnKeys,
+    *,
+    lock: CredentialLock = IN_PROCESS,
 ) -> Any:
     """The options of a dynamic select: ``{value: label}``."""
-    return _call_step_function(component, step_name, method, cfg, on_keys)
+    return _call_step_function(component, step_name, method, cfg, on_keys, lock=lock)
 
 
 def get_meta_model(
-    component: Component, step_name: str, cfg: Mapping[str, Any], on_keys: OnKeys
+    component: Component,
+    step_name: str,
+    cfg: Mapping[str, Any],
+    on_keys: OnKeys,
+    *,
+    lock: CredentialLock = IN_PROCESS,
 ) -> Any:
     """A step's dynamic metadata: ``{"in": schema, "out": schema}``."""
-    return _call_step_function(component, step_name, "getMetaModel", cfg, on_keys)
+    return _call_step_function(component, step_name, "getMetaModel", cfg, on_keys, lock=lock)
 
 
 def _call_step_function(
-    component: Component, step_name: str, name: str, cfg: Mapping[str, Any], on_keys: OnKeys
+    component: Component,
+    step_name: str,
+    name: str,
+    cfg: Mapping[str, Any],
+    on_keys: OnKeys,
+    *,
+    lock: CredentialLock,
 ) -> Any:
     step = load_step(component, step_name)
     function = step.function(name)
@@ -106,7 +134,7 @@ def _call_step_function(
         raise ComponentError(
             [f"{step.spec.main!r} (step {step_name!r}) has no function {name}(ctx, cfg)"]
         )
-    ctx = service_context(component, cfg, on_keys)
+    ctx = service_context(component, cfg, on_keys, lock=lock)
     try:
         return _settle(function(ctx, dict(cfg)))
     finally:

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import requests
 
 from runtime import log
+from runtime.auth.locks import lock_from_url
 from runtime.component import component_root, load_component
 from runtime.http_retry import send
 from runtime.platform_api import PlatformApi
@@ -43,7 +44,7 @@ def run_service(method: str, env: Mapping[str, str], *, cwd: Path) -> int:
     if not url:
         _log.error("service_not_run", reason="ELASTICIO_POST_RESULT_URL is not set")
         return EXIT_NOWHERE
-    SECRETS.add(env.get("ELASTICIO_API_KEY"), urlsplit(url).password)
+    SECRETS.pin(env.get("ELASTICIO_API_KEY"), urlsplit(url).password)
     try:
         data = _call(method, env, cwd)
     except Exception as exc:  # noqa: BLE001 - every failure is reported to the platform
@@ -79,6 +80,11 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
         raise ServiceInputError("ELASTICIO_CFG must be a JSON object")
     SECRETS.add_from(cfg)
     component = load_component(component_root(cwd, env.get("ELASTICIO_COMPONENT_PATH")))
+    # Workers of this connection may be refreshing it right now: the same lock as theirs.
+    lock = lock_from_url(
+        env.get("ELASTICIO_CREDENTIAL_LOCK_URL"),
+        secret=env.get("ELASTICIO_MESSAGE_CRYPTO_PASSWORD") or None,
+    )
 
     def save_keys(keys: dict[str, Any]) -> None:
         account = cfg.get("_account")
@@ -86,14 +92,14 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
             # Setting up a new connection: the platform has no account to save to yet.
             _log.warning("refreshed_keys_not_saved", reason="cfg has no _account yet")
             return
-        api.update_account(str(account), keys)
+        api.update_account(str(account), keys, replaces=getattr(keys, "replaces", None))
 
     try:
         if method == "verifyCredentials":
-            return verify_credentials(component, cfg, save_keys)
+            return verify_credentials(component, cfg, save_keys, lock=lock)
         if method == "getMetaModel":
-            return get_meta_model(component, step, cfg, save_keys)
-        return select_model(component, step, model, cfg, save_keys)
+            return get_meta_model(component, step, cfg, save_keys, lock=lock)
+        return select_model(component, step, model, cfg, save_keys, lock=lock)
     finally:
         api.close()
 

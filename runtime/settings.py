@@ -108,6 +108,13 @@ class Settings(BaseModel):
     """Touched every second while the worker consumes; ``python -m runtime health`` reads it."""
     update_keys_routing_key: str | None = None
     """Where ``updateKeys`` are also published, encrypted (the local platform consumes it)."""
+    credential_lock_url: str | None = None
+    """How replicas sharing a credential refresh one at a time: ``redis://HOST:PORT/DB``
+    (several machines), ``file:///DIR`` (one machine); unset: this process only."""
+    credential_lock_lease: float = 45.0
+    """Seconds a Redis lock outlives a holder that died (it is renewed while held)."""
+    credential_lock_timeout: float = 60.0
+    """Seconds a refresh waits for the lock before failing with a retryable error."""
     additional_vars: dict[str, str | None] = {}
     """``ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS``: headers, camel-cased names."""
 
@@ -142,11 +149,13 @@ class Settings(BaseModel):
         if problems:
             raise ConfigError("invalid worker settings:\n  " + "\n  ".join(problems))
         settings = cls.model_validate(values)
-        SECRETS.add(
+        SECRETS.pin(
             settings.message_crypto_password,
             settings.api_key,
             settings.object_storage_token,
-            *_uri_passwords(settings.amqp_uri, settings.api_uri),
+            *_uri_passwords(
+                settings.amqp_uri, settings.api_uri, settings.credential_lock_url or ""
+            ),
         )
         return settings
 
@@ -198,6 +207,8 @@ def _check_ranges(values: Mapping[str, Any], problems: list[str]) -> None:
         "publish_timeout",
         "rate_interval",
         "outgoing_message_size_limit",
+        "credential_lock_lease",
+        "credential_lock_timeout",
     )
     problems.extend(
         f"{PREFIX}{name.upper()} must be greater than 0"

@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 
 from runtime import headers
 from runtime.amqp import Broker
+from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.step_http import session_factory
 from runtime.component import Component
 from runtime.crypto import MessageCipher
@@ -58,6 +59,7 @@ class Worker:
         api: PlatformApi,
         state: StepState,
         cipher: MessageCipher,
+        lock: CredentialLock = IN_PROCESS,
     ) -> None:
         self._settings = settings
         self._step = step
@@ -77,7 +79,7 @@ class Worker:
         self._idle = threading.Condition()
         pool = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
         self._http_factory = session_factory(
-            component.credential_fields(), adapter=pool, fresh_cfg=self._fresh_cfg
+            component.credential_fields(), adapter=pool, fresh_cfg=self._fresh_cfg, lock=lock
         )
         self._api = api
         self._storage = ObjectStorage(

@@ -47,3 +47,8 @@ def demo_oauth(api, **extra):
         "oauth": {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]},
         **extra,
     }
+
+
+def demo_credential(api, tokens=None, **extra):
+    """An OAuth2 credential as a credentials-file entry holds it, signed in to the demo API."""
+    return api.credential(tokens, **extra)

@@ -8,7 +8,9 @@ Fields (all may hold ``{{body.x}}`` templates, see lib/templating.py):
 * ``bodyType``: ``json`` (default), ``form`` or ``none``; ``body``: JSON; when empty, a
   POST/PUT/PATCH sends the incoming message's body;
 * ``passNonSuccess``: pass non-2xx responses on as data instead of failing;
-* ``reboundOnRateLimit``: a 429 or 503 (after the helper's own retries) rebounds the message;
+* ``reboundOnRateLimit``: a 429 or 503 (after the helper's own retries), or a token refresh
+  that cannot happen now (the token endpoint or the replicas' credential lock unavailable),
+  rebounds the message instead of failing it;
 * ``maxResponseBytes``: larger responses fail clearly (default 10 MiB);
 * ``tenantId``: a tenant chosen from the ``tenants`` dynamic select.
 
@@ -29,7 +31,7 @@ from lib.http import (
 )
 from lib.selects import objects, tenants
 from lib.templating import json_field, render_text, render_value, scope
-from runtime import Context, InvalidInput, Message
+from runtime import AuthError, Context, InvalidInput, Message
 
 __all__ = ["objects", "process", "tenants"]
 
@@ -59,12 +61,19 @@ def process(
     _add_body(options, method, cfg, msg, values)
     limit = int(cfg.get("maxResponseBytes") or DEFAULT_MAX_BYTES)
 
-    response = ctx.http.request(method, url, **options)
+    rebound = _true(cfg.get("reboundOnRateLimit"))
+    try:
+        response = ctx.http.request(method, url, **options)
+    except AuthError as exc:
+        if rebound and getattr(exc, "retryable", False):
+            ctx.emit("rebound", exc)
+            return None
+        raise
     raw = read_limited(response, limit)
     ctx.log.info("http_response", method=method, status=response.status_code, bytes=len(raw))
     if response.ok or _true(cfg.get("passNonSuccess")):
         return {"body": as_message(response, raw)}
-    if response.status_code in RATE_LIMITED and _true(cfg.get("reboundOnRateLimit")):
+    if response.status_code in RATE_LIMITED and rebound:
         ctx.emit("rebound", f"the API answered {response.status_code}; trying again later")
         return None
     raise HttpStatusError(response, snippet(raw))

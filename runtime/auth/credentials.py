@@ -345,6 +345,30 @@ class Credentials(BaseModel):
         return fields
 
 
+def keys_version(keys: Mapping[str, Any] | Credentials) -> str | None:
+    """A short hash of the refresh token stored keys hold (else of their access token).
+
+    Saving new keys compares it: a store writes them only while it still holds the version
+    they replace, so two processes that refreshed the same credential cannot overwrite each
+    other unseen. None when the keys hold no token at all.
+    """
+    if isinstance(keys, Credentials):
+        token = keys.refresh_token or keys.access_token or keys.token
+    else:
+        flat, _ = _flatten(dict(keys))
+        token = next(
+            (
+                flat[name]
+                for name in ("refreshToken", "refresh_token", "accessToken", "access_token")
+                if isinstance(flat.get(name), str) and flat[name]
+            ),
+            None,
+        )
+    if not token:
+        return None
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 def _flatten(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """Lift tokens nested under an OAuth field (``cfg.oauth``) to the top level."""
     if "access_token" in raw or "accessToken" in raw:

@@ -9,8 +9,10 @@
 
 Refreshed tokens are written back atomically (a temporary file in the same folder, flushed
 to disk, then renamed over the old one), with mode 0600, under a lock so two processes do
-not interleave their writes; values that came from ``${ENV_VAR}`` stay references, so a
-secret kept in the environment never lands in the file.
+not interleave their writes, and only while the entry still holds the tokens they replace;
+values that came from ``${ENV_VAR}`` stay references, so a secret kept in the environment
+never lands in the file. Processes sharing the file refresh one at a time through
+``lock()``, a lock file per entry beside it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime.auth.credentials import Credentials
+from runtime.auth.credentials import Credentials, keys_version
+from runtime.auth.errors import KeysConflict
+from runtime.auth.file_lock import FileLock
+from runtime.auth.locks import DEFAULT_WAIT
 from runtime.errors import ConfigError
 from runtime.redact import SECRETS
 
@@ -62,13 +67,33 @@ class CredentialsFile:
     def load(self, name: str, *, complete: bool = True) -> Credentials:
         return Credentials.parse(self.entry(name), name=name, complete=complete)
 
-    def save(self, name: str, keys: Mapping[str, Any]) -> None:
-        """Replace the entry's keys, keeping ``${ENV_VAR}`` references whose value is unchanged."""
+    def save(self, name: str, keys: Mapping[str, Any], *, replaces: str | None = None) -> None:
+        """Replace the entry's keys, keeping ``${ENV_VAR}`` references whose value is unchanged.
+
+        Args:
+            name: the entry.
+            keys: the whole new entry.
+            replaces: the ``keys_version`` the entry must still hold (None: do not compare).
+
+        Raises:
+            KeysConflict: the entry holds other tokens than those the keys replace.
+        """
         with self._locked():
             raw = self._read() if self.path.exists() else {}
             old = raw.get(name) if isinstance(raw.get(name), dict) else {}
+            if replaces is not None and old:
+                held = keys_version(self._resolve_quietly(old, name))
+                if held not in (None, replaces, keys_version(keys)):
+                    raise KeysConflict(
+                        f"{self.path}: entry {name!r} holds tokens another process saved since "
+                        "these were refreshed; it was not overwritten"
+                    )
             raw[name] = self._keep_references(dict(keys), old or {})
             self._write(raw)
+
+    def lock(self, wait: float = DEFAULT_WAIT) -> FileLock:
+        """The lock processes sharing this file take to refresh one of its entries."""
+        return FileLock(self.path.parent, prefix=f".{self.path.name}.refresh-", wait=wait)
 
     # --- internals ---------------------------------------------------------------------
 
@@ -93,6 +118,13 @@ class CredentialsFile:
         if isinstance(value, list):
             return [self._resolve(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return value
+
+    def _resolve_quietly(self, value: dict[str, Any], where: str) -> dict[str, Any]:
+        try:
+            resolved: dict[str, Any] = self._resolve(value, where)
+        except ConfigError:
+            return value  # tokens are never ${ENV} references; the rest does not matter here
+        return resolved
 
     def _variable(self, variable: str, where: str) -> str:
         value = self._env.get(variable)

@@ -9,9 +9,14 @@
     │                          the user must reconnect the credential
     ├── ClientMisconfigured    the OAuth2 client id/secret or the requested scopes were refused
     ├── InsufficientScope      the API answered 403: the token lacks a permission
-    └── TokenEndpointUnavailable
-                               the token endpoint failed transiently (5xx, 429, network) past the
-                               retry budget: try again later
+    ├── TokenEndpointUnavailable
+    │                          the token endpoint failed transiently (5xx, 429, network) past the
+    │                          retry budget: try again later
+    ├── CredentialLockUnavailable
+    │                          the cross-process lock could not be had in time (its store is down
+    │                          or another replica held it too long); nothing was refreshed: retry
+    └── KeysConflict           the stored keys changed between reading and saving them (another
+                               process refreshed, or the user reconnected): not overwritten
     StepError (runtime.errors)
     └── BodyNotReplayable      a one-shot stream body cannot be sent a second time
 """
@@ -41,6 +46,16 @@ class TokenEndpointUnavailable(AuthError):
     """The token endpoint kept failing for reasons that may pass (5xx, 429, network)."""
 
     retryable = True
+
+
+class CredentialLockUnavailable(AuthError):
+    """The lock that serialises refreshes across replicas could not be had; no refresh ran."""
+
+    retryable = True
+
+
+class KeysConflict(AuthError):
+    """A store refused new keys because what it holds is no longer what they replace."""
 
 
 class BodyNotReplayable(StepError):

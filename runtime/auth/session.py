@@ -5,8 +5,11 @@ The flow for each request, bounded by construction::
     proactive check (policy) → sign → send ─┬─ 429/503/5xx/network: transient budget → sign → send
                                             └─ 401 or an "expired" signal:
                                                  one single-flight refresh (unless another thread
-                                                 already replaced the token) → sign → send once
-                                                 → still refused: AuthError, never a loop
+                                                 or replica already replaced the token) → sign →
+                                                 send once → still refused: AuthError, never a loop
+
+A token taken from another replica (rather than refreshed here) that is refused too is
+refreshed once more: at most two refreshes per request.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from runtime.auth.errors import (
     InsufficientScope,
     ReauthRequired,
 )
+from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.retry import (
     IDEMPOTENT_METHODS,
     RETRYABLE_STATUSES,
@@ -35,11 +39,23 @@ from runtime.auth.retry import (
     retry_after_seconds,
 )
 from runtime.auth.signing import sign
-from runtime.auth.slots import CACHE, CredentialCache, OnKeys, Reload, Slot, refresh_once
+from runtime.auth.slots import (
+    CACHE,
+    CredentialCache,
+    OnKeys,
+    Refreshed,
+    Reload,
+    Sharing,
+    Slot,
+    refresh_once,
+)
 from runtime.auth.token_client import request_token
 from runtime.errors import AuthError
 
 DEFAULT_TIMEOUT = 60.0
+MAX_REFRESHES = 2
+"""Per request: one for our refused token, one more if the tokens another replica saved are
+refused too."""
 _EXPIRED_MARKERS = ("INVALID_SESSION_ID", "InvalidAuthenticationToken")
 _SEND_OPTIONS = frozenset({"timeout", "allow_redirects", "proxies", "stream", "verify", "cert"})
 
@@ -71,7 +87,10 @@ class AuthorizedSession(requests.Session):
         timeout: seconds per attempt when the call gives none.
         refresh_credentials: replaces the token endpoint call.
         credentials_from_token_response: post-processes each token response.
-        reload: re-reads the credential's store before declaring its refresh token dead.
+        reload: re-reads the credential's own store (the platform, a credentials file), in
+            case another process refreshed it.
+        lock: serialises refreshes with the other processes sharing the credential (see
+            ``runtime.auth.locks``); by default only threads of this process.
         adapter: a shared connection pool, so short-lived sessions keep connections alive.
         retries: transient retries allowed per request (429, 503, 5xx for idempotent
             methods, network errors).
@@ -89,6 +108,7 @@ class AuthorizedSession(requests.Session):
         refresh_credentials: RefreshHook | None = None,
         credentials_from_token_response: ResponseHook | None = None,
         reload: Reload | None = None,
+        lock: CredentialLock = IN_PROCESS,
         adapter: HTTPAdapter | None = None,
         retries: int = 3,
         max_retry_wait: float = 30.0,
@@ -97,13 +117,14 @@ class AuthorizedSession(requests.Session):
         parsed = (
             credentials if isinstance(credentials, Credentials) else Credentials.parse(credentials)
         )
-        self._slot: Slot = cache.slot(key or parsed.identity(), parsed)
+        key = key or parsed.identity()
+        self._slot: Slot = cache.slot(key, parsed)
+        self._sharing = Sharing(key=key, lock=lock, reload=reload)
         self._on_keys = on_keys
         self._base_url = base_url
         self._timeout = timeout
         self._refresh_hook = refresh_credentials
         self._response_hook = credentials_from_token_response
-        self._reload = reload
         self._shared_adapter = adapter is not None
         self._retries = retries
         self._max_retry_wait = max_retry_wait
@@ -142,37 +163,31 @@ class AuthorizedSession(requests.Session):
         kwargs.setdefault("timeout", self._timeout)
         replayable = _replayable(kwargs)
         budget = RetryBudget(attempts=self._retries, max_wait=self._max_retry_wait)
-        seen, refreshed = self._before_send()
-        response = self._send_with_retries(
-            verb=verb,
-            url=target,
-            credentials=seen,
-            kwargs=kwargs,
-            budget=budget,
-            replayable=replayable,
-        )
-        if not _expired(response) or not seen.can_refresh:
-            return response
-        if refreshed:
-            raise self._refused_after_refresh(response)
-        if not replayable:
-            raise BodyNotReplayable(
-                f"{verb} {_where(target)} needs to be sent again after refreshing the token, "
-                "but its body was a one-shot stream; pass bytes, a dict or a file path instead"
+        seen, minted = self._before_send()
+        refreshes = 0
+        while True:
+            response = self._send_with_retries(
+                verb=verb,
+                url=target,
+                credentials=seen,
+                kwargs=kwargs,
+                budget=budget,
+                replayable=replayable,
             )
-        response.close()
-        fresh = self._refresh(seen, rejected=True)
-        response = self._send_with_retries(
-            verb=verb,
-            url=target,
-            credentials=fresh,
-            kwargs=kwargs,
-            budget=budget,
-            replayable=replayable,
-        )
-        if _expired(response):
-            raise self._refused_after_refresh(response)
-        return response
+            if not _expired(response) or not seen.can_refresh:
+                return response
+            if minted or refreshes == MAX_REFRESHES:
+                raise self._refused_after_refresh(response)
+            if not replayable:
+                raise BodyNotReplayable(
+                    f"{verb} {_where(target)} needs to be sent again after refreshing the "
+                    "token, but its body was a one-shot stream; pass bytes, a dict or a file "
+                    "path instead"
+                )
+            response.close()
+            refreshed = self._refresh(seen)
+            seen, minted = refreshed.credentials, refreshed.minted
+            refreshes += 1
 
     def check(self, response: requests.Response) -> requests.Response:
         """Raise a typed error for 401 and 403, ``HTTPError`` for other failures."""
@@ -199,6 +214,7 @@ class AuthorizedSession(requests.Session):
     # --- the flow ----------------------------------------------------------------------
 
     def _before_send(self) -> tuple[Credentials, bool]:
+        """The credential to sign with, and whether it was just minted for this request."""
         current = self._slot.current
         if not current.can_refresh:
             return current, False
@@ -208,14 +224,15 @@ class AuthorizedSession(requests.Session):
                 if not self._always_done:
                     fresh = self._refresh(current)
                     self._always_done = True
-                    return fresh, True
+                    return fresh.credentials, fresh.minted
         now = datetime.now(UTC)
         leeway = leeway_seconds(current) if policy == "proactive" else 0.0
         if current.access_token is None or current.expires_within(leeway, now):
-            return self._refresh(current), True
+            fresh = self._refresh(current, min_validity=leeway)
+            return fresh.credentials, fresh.minted
         return current, False
 
-    def _refresh(self, seen: Credentials, *, rejected: bool = False) -> Credentials:
+    def _refresh(self, seen: Credentials, *, min_validity: float = 0.0) -> Refreshed:
         on_keys = self._on_keys
         if on_keys is None:
             if seen.effective_grant == "client_credentials":
@@ -230,8 +247,8 @@ class AuthorizedSession(requests.Session):
             seen,
             call=self._call_token_endpoint,
             on_keys=on_keys,
-            reload=self._reload,
-            rejected=rejected,
+            sharing=self._sharing,
+            min_validity=min_validity,
         )
 
     def _call_token_endpoint(self, credentials: Credentials) -> Mapping[str, Any]:

@@ -1,15 +1,26 @@
-"""One refresh at a time per credential, shared by every session and thread in the process.
+"""One refresh at a time per credential: across threads, processes and machines.
 
-The order is lock → is the token still the one that failed? → refresh → save → use: a
-thread that finds the token already replaced just uses the new one; the new keys are saved
-(``on_keys``) before anyone uses them; a refresh that cannot be saved is kept aside and
-saved before any further refresh, so a rotated refresh token is never lost; and after the
-provider refused the refresh token, the credential fails fast for a while instead of
-hammering the token endpoint.
+For a request whose token was refused (or is due), in this order::
+
+    in-process single flight (one lock per credential in this process)
+      → another thread here already replaced the token that failed? use its tokens
+      → the cross-process lock (runtime.auth.locks), held until the new keys are saved
+          → re-read the stored credential: the lock store's copy, else the credential's
+            own store (the platform, a credentials file)
+          → another replica already replaced the token that failed? use its tokens
+            (refreshed again only if those are refused too)
+          → else refresh → keep the keys for the other replicas → save them everywhere the
+            keys go (each store compares what it holds with what they replace) → use them
+      → unlock
+
+A refresh that cannot be saved is kept aside and saved before any further refresh, so a
+rotated refresh token is never lost; after the provider refused the refresh token, the
+credential fails fast for a while instead of hammering the token endpoint.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import threading
 import time
@@ -18,8 +29,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.auth.credentials import Credentials
-from runtime.auth.errors import ReauthRequired
+from runtime.auth.credentials import Credentials, keys_version
+from runtime.auth.errors import CredentialError, KeysConflict, ReauthRequired
+from runtime.auth.locks import IN_PROCESS, REMEMBERED_VERSIONS, CredentialLock, SharedKeys
+from runtime.events import KeysUpdate
 from runtime.log import get_logger
 
 OnKeys = Callable[[dict[str, Any]], None]
@@ -29,9 +42,11 @@ RefreshCall = Callable[[Credentials], Mapping[str, Any]]
 """Obtains a token response for a credential (the token endpoint, or a custom hook)."""
 
 Reload = Callable[[], Credentials | None]
-"""Re-reads the credential from its store, in case another process rotated it."""
+"""Re-reads the credential from its own store, in case another process rotated it."""
 
 FAIL_FAST_SECONDS = 60.0
+SLOT_MEMORY = 64
+"""How many of its past token sets a slot still recognises in a step's (stale) cfg."""
 
 _log = get_logger("runtime.auth")
 
@@ -42,17 +57,48 @@ def fingerprint(credentials: Credentials) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class Sharing:
+    """How one credential is shared beyond this process."""
+
+    key: str
+    """The credential's name in the lock: the platform account id when there is one."""
+    lock: CredentialLock = IN_PROCESS
+    reload: Reload | None = None
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    credentials: Credentials
+    minted: bool
+    """True when this process got these tokens from the token endpoint; False when they
+    came from a store (another replica's refresh), so a refusal of them is worth one more
+    refresh."""
+
+
 @dataclass
 class Slot:
-    """The live state of one credential."""
+    """The live state of one credential in this process."""
 
     current: Credentials
-    origin: str
+    minted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
-    unsaved: Credentials | None = None
+    held: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=SLOT_MEMORY)
+    )
+    unsaved: tuple[Credentials, Credentials] | None = None
+    """New keys whose save failed, and the credential they replaced."""
     refused: ReauthRequired | None = None
     refused_until: float = 0.0
     refreshes: int = 0
+
+    def __post_init__(self) -> None:
+        self.held.append(fingerprint(self.current))
+
+    def take(self, credentials: Credentials, *, minted: bool) -> None:
+        self.current = credentials
+        self.minted = minted
+        self.held.append(fingerprint(credentials))
 
 
 class CredentialCache:
@@ -66,9 +112,10 @@ class CredentialCache:
         print_ = fingerprint(credentials)
         with self._lock:
             slot = self._slots.get(key)
-            if slot is None or print_ not in (slot.origin, fingerprint(slot.current)):
-                # New, or replaced outside this process (the user reconnected): start afresh.
-                slot = Slot(current=credentials, origin=print_)
+            # A step's cfg may carry any token set this slot has had (it is read once at
+            # start-up); one it never had means the user reconnected: start afresh.
+            if slot is None or print_ not in slot.held:
+                slot = Slot(current=credentials)
                 self._slots[key] = slot
             return slot
 
@@ -86,76 +133,168 @@ def refresh_once(
     *,
     call: RefreshCall,
     on_keys: OnKeys,
-    reload: Reload | None = None,
-    rejected: bool = False,
-) -> Credentials:
-    """Replace the credential's token, unless another thread already did; return the new one.
+    sharing: Sharing,
+    min_validity: float = 0.0,
+) -> Refreshed:
+    """Replace the credential's token unless a thread or replica already did; return the new one.
 
     Args:
-        slot: the credential's shared state.
-        seen: the credential the caller's failed request was signed with.
+        slot: the credential's state in this process.
+        seen: the credential the caller's request was signed with (or is due to be).
         call: obtains the token response.
         on_keys: saves the merged keys; if it raises, the refresh is kept aside, not used.
-        reload: re-reads the store first, in case another process already refreshed.
-        rejected: the API refused the token just now, so a token found in the store is
-            refreshed too rather than trusted on its expiry alone.
+        sharing: the lock and the store shared with other processes.
+        min_validity: seconds a stored access token must still be valid to be used as is
+            (a token already expired by its clock is not worth a request).
 
     Raises:
         ReauthRequired: the provider refused the refresh token (also for a while after).
+        CredentialLockUnavailable: the cross-process lock could not be had; nothing ran.
         Exception: whatever ``call`` or ``on_keys`` raised.
     """
     with slot.lock:
         if slot.refused is not None and time.monotonic() < slot.refused_until:
             raise ReauthRequired(str(slot.refused))
-        current = slot.current
-        if fingerprint(current) != fingerprint(seen):
-            return current
+        if fingerprint(slot.current) != fingerprint(seen):
+            return Refreshed(slot.current, slot.minted)
+        with sharing.lock.hold(sharing.key):
+            return _Refresh(slot, call, on_keys, sharing).under_lock(seen, min_validity)
+
+
+@dataclass(frozen=True)
+class _Refresh:
+    """One refresh of one credential, from inside both locks."""
+
+    slot: Slot
+    call: RefreshCall
+    on_keys: OnKeys
+    sharing: Sharing
+
+    def under_lock(self, seen: Credentials, min_validity: float) -> Refreshed:
+        slot = self.slot
         if slot.unsaved is not None:
-            return _save_and_use(slot, slot.unsaved, on_keys)
-        stored = _reload_quietly(reload)
-        if stored is not None and stored.refresh_token != current.refresh_token:
-            # Another process refreshed and saved first: continue from its tokens rather
-            # than replay a refresh token the provider has already rotated away.
+            fresh, replaced = slot.unsaved
+            return self._save_and_use(fresh, replaced, None)
+        stored, chain = self._stored(seen)
+        base = seen
+        if stored is not None and fingerprint(stored) != fingerprint(seen):
             _log.info("credential_reloaded", fingerprint=fingerprint(stored))
-            slot.current = current = stored
-            now = datetime.now(UTC)
-            fresh_enough = stored.expires_at and not stored.expires_within(5, now)
-            if stored.access_token and fresh_enough and not rejected:
-                return stored
+            if _usable(stored, min_validity):
+                slot.take(stored, minted=False)
+                return Refreshed(stored, minted=False)
+            base = stored
+        return self._refresh(base, seen, chain)
+
+    def _stored(self, seen: Credentials) -> tuple[Credentials | None, tuple[str, ...]]:
+        """The newest stored credential, and the fingerprints it is known to succeed."""
+        shared = self.sharing.lock.latest(self.sharing.key)
+        latest = _parse_quietly(shared.keys) if shared is not None else None
+        if shared is not None and latest is not None:
+            ours = fingerprint(seen)
+            if fingerprint(latest) == ours or ours in shared.replaced:
+                return latest, shared.replaced
+            # Not a successor of ours: another grant (the user reconnected) or an old
+            # record; the credential's own store decides.
+        stored = _reload_quietly(self.sharing.reload)
+        if stored is not None and _older(stored, seen):
+            return None, ()
+        return stored, ()
+
+    def _refresh(self, base: Credentials, seen: Credentials, chain: tuple[str, ...]) -> Refreshed:
+        slot = self.slot
         try:
-            response = call(current)
+            response = self.call(base)
         except ReauthRequired as refused:
-            rotated = _rotated_elsewhere(reload, current)
-            if rotated is None:
-                slot.refused = refused
-                slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
-                raise
-            # Another process used our refresh token a moment ago: go on from its tokens.
-            slot.current = current = rotated
-            try:
-                response = call(current)
-            except ReauthRequired:
-                slot.refused = refused
-                slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
-                raise
-        return _use_response(slot, current, response, on_keys)
+            # No second try with a refresh token found elsewhere: nobody else can have used
+            # ours while we hold the lock, so the refusal is the provider's verdict on the
+            # grant; with reuse detection, presenting one more token would only revoke what
+            # is left. A credential the user has reconnected since is taken as is.
+            reconnected = _reload_quietly(self.sharing.reload)
+            known = (fingerprint(base), fingerprint(seen), *chain)
+            if reconnected is not None and fingerprint(reconnected) not in known:
+                _log.info("credential_reconnected", fingerprint=fingerprint(reconnected))
+                slot.take(reconnected, minted=False)
+                return Refreshed(reconnected, minted=False)
+            slot.refused = refused
+            slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
+            raise
+        fresh = base.merged(response, now=datetime.now(UTC))
+        slot.refreshes += 1
+        _log.info(
+            "token_refreshed",
+            fingerprint=fingerprint(fresh),
+            previous=fingerprint(base),
+            rotated=fresh.refresh_token != base.refresh_token,
+        )
+        lineage = tuple(dict.fromkeys((fingerprint(base), fingerprint(seen), *chain)))
+        return self._save_and_use(fresh, base, lineage)
+
+    def _save_and_use(
+        self, fresh: Credentials, replaced: Credentials, lineage: tuple[str, ...] | None
+    ) -> Refreshed:
+        """Save new keys, then use them. ``lineage`` is None when they are already shared."""
+        slot, sharing = self.slot, self.sharing
+        if lineage is not None:
+            # The lock store first: if this process dies before the platform has the keys,
+            # the other replicas still find them there instead of replaying a rotated token.
+            sharing.lock.remember(
+                sharing.key, SharedKeys(fresh.to_keys(), lineage[:REMEMBERED_VERSIONS])
+            )
+        try:
+            self.on_keys(KeysUpdate(fresh.to_keys(), replaces=keys_version(replaced)))
+        except BaseException as exc:
+            if _conflict(exc):
+                self._yield_to_stored(fresh, lineage or (fingerprint(replaced),))
+            else:
+                # The provider may have rotated the refresh token already: keep the new keys
+                # aside and save them before anything else, rather than lose them.
+                slot.unsaved = (fresh, replaced)
+            raise
+        slot.unsaved = None
+        slot.take(fresh, minted=True)
+        return Refreshed(fresh, minted=True)
+
+    def _yield_to_stored(self, fresh: Credentials, lineage: tuple[str, ...]) -> None:
+        """The store holds keys saved meanwhile: theirs stay, and everyone moves to them."""
+        self.slot.unsaved = None
+        stored = _reload_quietly(self.sharing.reload)
+        _log.warning("keys_conflict", kept=fingerprint(stored) if stored else None)
+        if stored is None:
+            return
+        self.slot.take(stored, minted=False)
+        successors = (fingerprint(fresh), *lineage)[:REMEMBERED_VERSIONS]
+        self.sharing.lock.remember(self.sharing.key, SharedKeys(stored.to_keys(), successors))
 
 
-ROTATION_WAITS = (0.0, 0.25, 0.5, 1.0)
-"""How long to look for a rotation another process is saving (it saves right after its
-token call, so the refused token's successor appears in the store within moments)."""
+def _usable(credentials: Credentials, min_validity: float) -> bool:
+    if not credentials.access_token:
+        return False
+    return not credentials.expires_within(min_validity, datetime.now(UTC))
 
 
-def _rotated_elsewhere(reload: Reload | None, refused: Credentials) -> Credentials | None:
-    if reload is None:
+def _older(stored: Credentials, seen: Credentials) -> bool:
+    """A store that lags behind this process (its save went elsewhere first) is not newer."""
+    return (
+        stored.expires_at is not None
+        and seen.expires_at is not None
+        and stored.expires_at < seen.expires_at
+    )
+
+
+def _conflict(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, KeysConflict):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _parse_quietly(keys: Mapping[str, Any]) -> Credentials | None:
+    try:
+        return Credentials.parse(keys)
+    except CredentialError:
         return None
-    for wait in ROTATION_WAITS:
-        time.sleep(wait)
-        stored = _reload_quietly(reload)
-        if stored is not None and stored.refresh_token not in (None, refused.refresh_token):
-            _log.info("credential_reloaded", fingerprint=fingerprint(stored), after="invalid_grant")
-            return stored
-    return None
 
 
 def _reload_quietly(reload: Reload | None) -> Credentials | None:
@@ -166,30 +305,3 @@ def _reload_quietly(reload: Reload | None) -> Credentials | None:
     except Exception as exc:  # noqa: BLE001 - a store we cannot read must not block a refresh
         _log.warning("credential_reload_failed", error=type(exc).__name__)
         return None
-
-
-def _use_response(
-    slot: Slot, current: Credentials, response: Mapping[str, Any], on_keys: OnKeys
-) -> Credentials:
-    fresh = current.merged(response, now=datetime.now(UTC))
-    slot.refreshes += 1
-    _log.info(
-        "token_refreshed",
-        fingerprint=fingerprint(fresh),
-        previous=fingerprint(current),
-        rotated=fresh.refresh_token != current.refresh_token,
-    )
-    return _save_and_use(slot, fresh, on_keys)
-
-
-def _save_and_use(slot: Slot, fresh: Credentials, on_keys: OnKeys) -> Credentials:
-    try:
-        on_keys(fresh.to_keys())
-    except BaseException:
-        # The provider may have rotated the refresh token already: keep the new keys aside
-        # and save them before anything else, rather than lose them.
-        slot.unsaved = fresh
-        raise
-    slot.unsaved = None
-    slot.current = fresh
-    return fresh

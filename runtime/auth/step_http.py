@@ -15,6 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from runtime.auth.credentials import Credentials
+from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.session import AuthorizedSession
 from runtime.auth.slots import CACHE, CredentialCache
 from runtime.context import Context, HttpFactory
@@ -46,6 +47,7 @@ def session_factory(
     cache: CredentialCache = CACHE,
     adapter: HTTPAdapter | None = None,
     fresh_cfg: Callable[[], Mapping[str, Any]] | None = None,
+    lock: CredentialLock = IN_PROCESS,
 ) -> HttpFactory:
     """Builds ``ctx.http`` sessions for steps of a component with these credential fields.
 
@@ -53,8 +55,9 @@ def session_factory(
         credential_fields: the names component.json gives the credential's fields.
         cache: where credentials' live state is shared.
         adapter: a connection pool shared by the sessions.
-        fresh_cfg: re-reads the step's configuration from the platform, so a refresh token
-            another process rotated is found before the credential is declared dead.
+        fresh_cfg: re-reads the step's configuration from its store (the platform, a
+            credentials file), so a token another process rotated is found and used.
+        lock: serialises refreshes with the other processes sharing a credential.
     """
 
     def reload() -> Credentials | None:
@@ -67,7 +70,7 @@ def session_factory(
         credentials = Credentials.parse(part)
 
         def save(keys: dict[str, Any]) -> None:
-            ctx.emit("updateKeys", keys)
+            ctx.emit("updateKeys", keys)  # a KeysUpdate: it says which version it replaces
 
         return AuthorizedSession(
             credentials,
@@ -76,6 +79,7 @@ def session_factory(
             key=cache_key(ctx.cfg, credentials),
             adapter=adapter,
             reload=reload if fresh_cfg is not None else None,
+            lock=lock,
         )
 
     return build

@@ -103,7 +103,7 @@ def request_token(
         raise ClientMisconfigured(f"{_name(credentials)} has no tokenUrl to refresh with")
     fields = dict(form) if form is not None else grant_form(credentials)
     headers = {"Accept": "application/json", **client_auth(credentials, fields)}
-    SECRETS.add(*fields.values())
+    SECRETS.add_from(fields)  # the refresh token, client secret, PKCE verifier
     budget = budget or RetryBudget()
     host = urlsplit(credentials.token_url).netloc
     while True:

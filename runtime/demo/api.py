@@ -6,7 +6,7 @@ user watches refreshes and ``updateKeys`` happen. ``python -m runtime demo-api``
 Routes: ``POST /oauth/token``, ``GET /oauth/authorize`` (consents at once and redirects),
 ``GET /api/me``, ``GET /api/tenants``, ``GET|POST /api/records`` (paginated in five
 styles), ``/api/echo``, ``/api/limited`` (429 with ``Retry-After``), ``/api/status/{code}``,
-``/api/big``, and ``/_admin/stats|expire|records|settings`` for tests.
+``/api/big``, and ``/_admin/stats|expire|alive|records|settings`` for tests.
 """
 
 from __future__ import annotations
@@ -82,13 +82,31 @@ class DemoApi:
 
     def consented_tokens(self) -> dict[str, Any]:
         """A token set as if a user had just signed in: for tests and the demo's setup."""
-        return self.book._issue(with_refresh=True)
+        return self.book.consent()
+
+    def credential(self, tokens: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        """A credentials-file entry for this provider, signed in (a fresh grant by default)."""
+        tokens = tokens or self.consented_tokens()
+        return {
+            "type": "oauth2",
+            "name": "demo",
+            "clientId": self.book.settings.client_id,
+            "clientSecret": self.book.settings.client_secret,
+            "tokenUrl": f"{self.url}/oauth/token",
+            "accessToken": tokens["access_token"],
+            "refreshToken": tokens["refresh_token"],
+            "baseUrl": f"{self.url}/api",
+            **extra,
+        }
 
     def stats(self) -> dict[str, Any]:
         return {
             "token_calls": self.book.token_calls,
             "grants": dict(self.book.grants),
             "reused_refresh_tokens": self.book.reused_refresh_tokens,
+            "invalid_grants": self.book.invalid_grants,
+            "revoked_grants": self.book.revoked_grants,
+            "expiries_met": self.book.expiries_met,
             "api_calls": self.api_calls,
             "unauthorized": self.unauthorized,
         }
@@ -327,6 +345,12 @@ def _admin_expire(handler: _Handler, method: str) -> Reply:
     return 200, {}, {"expired": True}
 
 
+def _admin_alive(handler: _Handler, method: str) -> Reply:
+    """Whether a refresh token (in the JSON body) would be honoured: the grant is alive."""
+    token = str((handler.json_body() or {}).get("refresh_token") or "")
+    return 200, {}, {"alive": handler.demo.book.refresh_token_alive(token)}
+
+
 def _admin_records(handler: _Handler, method: str) -> Reply:
     body = handler.json_body() or {}
     demo = handler.demo
@@ -356,6 +380,7 @@ _ROUTES: dict[str, Callable[[_Handler, str], Reply]] = {
     "/api/big": _big,
     "/_admin/stats": _admin_stats,
     "/_admin/expire": _admin_expire,
+    "/_admin/alive": _admin_alive,
     "/_admin/records": _admin_records,
     "/_admin/settings": _admin_settings,
 }

@@ -1,10 +1,12 @@
-"""The demo's script: messages through ``httpRequest``, one ``pollRecords`` run, events shown.
+"""The demo's script: rounds of messages through ``httpRequest``, one ``pollRecords`` run.
 
-Messages go to the httpRequest step a few seconds apart, longer than the demo provider's
-access tokens live, so every one of them meets an expired token: the step refreshes it,
-the rotated refresh token is saved (updateKeys), and the request goes through. Then one
-tick starts a pollRecords run that pages through every record. Each event is printed as
-one JSON line as it comes back; the run ends by itself with a summary.
+The httpRequest step runs as several replicas sharing one credential. Each round waits
+longer than the demo provider's access tokens live, then sends one message per replica at
+once, so every replica meets the same expired token at the same moment: one of them
+refreshes it (under the credential lock), saves the rotated refresh token, and the others
+take the new tokens instead of refreshing again. Then one tick starts a pollRecords run
+that pages through every record. Each event is printed as one JSON line as it comes back;
+the run ends by itself with a summary.
 """
 
 from __future__ import annotations
@@ -80,38 +82,48 @@ def drive(
     poll: FlowSpec,
     out: TextIO,
     *,
-    messages: int = 3,
+    rounds: int = 3,
+    per_round: int = 3,
     pause: float = 3.5,
     records: int = 25,
     timeout: float = 90.0,
-) -> int:
-    """Run the scenario against running workers; 0 when every expected event came back."""
+) -> dict[str, int]:
+    """Run the scenario against running workers; the counts of what came back."""
     tail = Tail({"httpRequest": http, "pollRecords": poll}, out)
+    sent = 0
     try:
         with AdminClient(http.amqp_url, name="demo-send") as admin:
-            for number in range(1, messages + 1):
-                if number > 1:
-                    time.sleep(pause)  # longer than an access token lives
-                tail.say(
-                    {"demo": f"sending message {number} to httpRequest", "body": {"id": number}}
-                )
-                messaging.send(http, admin, {"id": number})
-            tail.wait_for({("httpRequest", "data"): messages}, timeout)
+            for round_ in range(1, rounds + 1):
+                time.sleep(pause)  # longer than an access token lives
+                tail.say({"demo": f"round {round_}: {per_round} messages to httpRequest at once"})
+                for _ in range(per_round):
+                    sent += 1
+                    messaging.send(http, admin, {"id": sent})
+                tail.wait_for({("httpRequest", "data"): sent}, timeout)
             tail.say({"demo": "starting a pollRecords run"})
             messaging.send(poll, admin, {"tick": True})
-        complete = tail.wait_for(
-            {("httpRequest", "data"): messages, ("pollRecords", "data"): records,
+        tail.wait_for(
+            {("httpRequest", "data"): sent, ("pollRecords", "data"): records,
              ("pollRecords", "snapshot"): 1},
             timeout,
         )  # fmt: skip
     finally:
         tail.stop()
-    errors = tail.counts[("httpRequest", "error")] + tail.counts[("pollRecords", "error")]
-    tail.say({
-        "demo": "done" if complete and not errors else "incomplete",
-        "httpRequest responses": tail.counts[("httpRequest", "data")],
-        "records polled": tail.counts[("pollRecords", "data")],
-        "snapshots": tail.counts[("pollRecords", "snapshot")],
-        "errors": errors,
-    })  # fmt: skip
-    return 0 if complete and not errors else 1
+    counts = tail.counts
+    return {
+        "sent": sent,
+        "httpRequest responses": counts[("httpRequest", "data")],
+        "records polled": counts[("pollRecords", "data")],
+        "snapshots": counts[("pollRecords", "snapshot")],
+        "errors": counts[("httpRequest", "error")] + counts[("pollRecords", "error")],
+        "records expected": records,
+    }
+
+
+def complete(counts: dict[str, int]) -> bool:
+    return (
+        counts["errors"] == 0
+        and counts["httpRequest responses"] == counts["sent"]
+        and counts["records polled"] >= counts["records expected"]
+        and counts["snapshots"] >= 1
+    )

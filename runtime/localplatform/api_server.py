@@ -3,6 +3,12 @@
 ``GET /v1/tasks/{flow}/steps/{step}``, ``PUT /v1/accounts/{id}`` (``{"keys": ...}``) and
 ``POST|GET|DELETE /sailor-support/hooks/task/{flow}/startup/data`` (409 when it exists),
 all behind the task user's Basic auth, as on the platform.
+
+An account's keys, once saved, are laid over the configuration of every step that uses it
+(its ``_account``), as the platform merges a credential into a step's ``cfg``. A save that
+says which keys it replaces (``If-Match: "<keys_version>"``) is refused with 412 when the
+account holds others: two processes that refreshed the same credential cannot overwrite
+each other unseen.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from runtime.auth.credentials import keys_version
 from runtime.jsonhttp import JsonHandler, JsonServer
 
 OnKeys = Callable[[str, dict[str, Any]], None]
@@ -35,7 +42,42 @@ class ApiState:
     calls: list[tuple[str, str]] = field(default_factory=list)
     on_keys: OnKeys | None = None
     fail_accounts: bool = False
+    account_gate: threading.Event | None = None
+    """For tests: an account save arriving while this is set waits for the event, then
+    fails with 503 without saving anything (as if the caller died before its save)."""
+    accounts_waiting: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def step_data(self, flow_id: str, step_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            data = self.steps.get((flow_id, step_id))
+            if data is None:
+                return None
+            found = data.get("config")
+            config: dict[str, Any] = found if isinstance(found, dict) else {}
+            keys = self.accounts.get(str(config.get("_account")))
+            return {**data, "config": {**config, **keys}} if keys else dict(data)
+
+    def save_account(self, account: str, keys: dict[str, Any], replaces: str | None) -> bool:
+        """Store an account's keys; False, storing nothing, when it holds others than
+        ``replaces`` (keys equal to those held count as saved: a repeated save)."""
+        with self.lock:
+            held = keys_version(self._account_keys(account))
+            if replaces is not None and held not in (None, replaces, keys_version(keys)):
+                return False
+            self.accounts[account] = keys
+            if self.on_keys is not None:
+                self.on_keys(account, keys)  # under the lock: copies are written in order
+        return True
+
+    def _account_keys(self, account: str) -> dict[str, Any]:
+        if account in self.accounts:
+            return self.accounts[account]
+        for data in self.steps.values():
+            config = data.get("config")
+            if isinstance(config, dict) and str(config.get("_account")) == account:
+                return config
+        return {}
 
 
 class PlatformApiServer:
@@ -101,8 +143,7 @@ class _Handler(JsonHandler):
         return (user, password) == (self.state.username, self.state.password)
 
     def _step(self, flow_id: str, step_id: str) -> None:
-        with self.state.lock:
-            data = self.state.steps.get((flow_id, step_id))
+        data = self.state.step_data(flow_id, step_id)
         if data is None:
             self._reply(404, {"error": f"no step {step_id} in flow {flow_id}"})
         else:
@@ -116,10 +157,18 @@ class _Handler(JsonHandler):
         if not isinstance(body, dict) or not isinstance(body.get("keys"), dict):
             self._reply(400, {"error": 'the body must be {"keys": {...}}'})
             return
-        with state.lock:
-            state.accounts[account] = body["keys"]
-        if state.on_keys is not None:
-            state.on_keys(account, body["keys"])
+        gate = state.account_gate
+        if gate is not None:
+            with state.lock:
+                state.accounts_waiting += 1
+            gate.wait(120)
+            self._reply(503, {"error": "the save was lost"})
+            return
+        wanted = self.headers.get("If-Match")
+        replaces = wanted.strip().strip('"') if wanted else None
+        if not state.save_account(account, body["keys"], replaces):
+            self._reply(412, {"error": "the account holds other keys than those replaced"})
+            return
         self._reply(200, {"id": account, "keys": "saved"})
 
     def _hooks(self, method: str, flow_id: str, body: Any) -> None:

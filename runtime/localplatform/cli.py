@@ -25,10 +25,15 @@ from runtime.transport import Properties
 OUTPUTS = ("message", "error", "snapshot", "keys", "reply", "rebound")
 
 
-def _flow(path: str, amqp_url: str | None) -> FlowSpec:
+def _flow(path: str, amqp_url: str | None, lock_url: str | None = None) -> FlowSpec:
     flow = load_flow(path)
+    changes: dict[str, str] = {}
     url = amqp_url or os.environ.get("RABBITMQ_URL")
-    return flow.model_copy(update={"amqp_url": url}) if url else flow
+    if url:
+        changes["amqp_url"] = url
+    if lock_url is not None:
+        changes["credential_lock_url"] = lock_url
+    return flow.model_copy(update=changes) if changes else flow
 
 
 def _require_broker(flow: FlowSpec) -> None:
@@ -52,7 +57,7 @@ def run_platform(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    flows = [_flow(path, args.amqp_url) for path in args.flow]
+    flows = [_flow(path, args.amqp_url, args.lock_url) for path in args.flow]
     _require_broker(flows[0])
     store = None
     if args.credentials:
@@ -157,7 +162,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    flow = _flow(args.flow, args.amqp_url)
+    flow = _flow(args.flow, args.amqp_url, args.lock_url)
     for name, value in flow.worker_env(args.api_uri).items():
         sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from runtime.errors import ConfigError
 from runtime.jsonfiles import read_json_object
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_LOCK_URL = f"file://{Path(tempfile.gettempdir()) / 'runtime-credential-locks'}"
+"""Replicas started on this machine from ``platform env`` refresh a shared credential one at
+a time without any other service; across machines, use a ``redis://`` URL instead."""
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -54,6 +58,8 @@ class FlowSpec(BaseModel):
     variables: dict[str, Any] = {}
     is_passthrough: bool = Field(default=False, alias="isPassthrough")
     amqp_url: str = Field(default=DEFAULT_AMQP_URL, alias="amqpUrl")
+    credential_lock_url: str = Field(default=DEFAULT_LOCK_URL, alias="credentialLockUrl")
+    """``ELASTICIO_CREDENTIAL_LOCK_URL`` of the step's replicas; empty for in-process only."""
     crypto: Crypto = Crypto()
     protocol_version: int = Field(default=1, alias="protocolVersion")
     prefetch: int = 1
@@ -115,6 +121,8 @@ class FlowSpec(BaseModel):
             "ELASTICIO_PROTOCOL_VERSION": str(self.protocol_version),
             "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(self.prefetch),
         }
+        if self.credential_lock_url:
+            env["ELASTICIO_CREDENTIAL_LOCK_URL"] = self.credential_lock_url
         env.update(self.extra_env)
         return env
 

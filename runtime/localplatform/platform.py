@@ -2,7 +2,8 @@
 
 It declares each flow's topology, serves the platform API the worker calls (step data
 built from the flow file and the credentials file; ``PUT /v1/accounts/{id}`` written back
-to the credentials file), and consumes the ``updateKeys`` routing key into the same file.
+to the credentials file), and consumes the ``updateKeys`` routing key into the same store,
+with the same comparison: keys that replace other tokens than the stored ones are refused.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ class LocalPlatform:
         )
         self._stop = threading.Event()
         self._consumers: list[threading.Thread] = []
-        self._lock = threading.Lock()
 
     @property
     def api_url(self) -> str:
@@ -90,20 +90,21 @@ class LocalPlatform:
         self.api.add_step(flow.flow_id, flow.step_id, flow.step_data(self.step_config(flow)))
 
     def _save_keys(self, account: str, keys: dict[str, Any]) -> None:
-        with self._lock:
-            if self.credentials is not None and account in self.credentials.names():
-                self.credentials.save(account, keys)
-                _log.info("credential_saved", credential=account, via="accounts API")
-            for flow in self.flows:
-                if flow.account == account:
-                    self._publish_step(flow)
+        """Called, one at a time, once the API's account store took new keys."""
+        if self.credentials is not None and account in self.credentials.names():
+            self.credentials.save(account, keys)
+            _log.info("credential_saved", credential=account)
 
     def _consume_keys(self, flow: FlowSpec) -> None:
         def on_message(body: bytes, properties: Properties) -> None:
             event = messaging.read(flow, "keys", body, properties)
             payload = event["payload"]
             account = str(payload.get("account") or flow.account)
-            self._save_keys(account, payload.get("keys") or {})
+            replaces = payload.get("replaces")
+            keys = payload.get("keys") or {}
+            if not self.api.state.save_account(account, keys, replaces):
+                # Newer keys were saved first (through the accounts API, or by another replica).
+                _log.info("keys_superseded", credential=account)
 
         try:
             with AdminClient(flow.amqp_url, name="platform-keys") as admin:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ FLOWSTEPS = FIXTURES / "flowsteps"
 NODE_DIR = ROOT / "bench" / "node"
 NODE_SAILOR = NODE_DIR / "node_modules" / "elasticio-sailor-nodejs"
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def unavailable(message: str) -> None:
@@ -40,27 +42,68 @@ def _docker_available() -> bool:
     return probe.returncode == 0
 
 
-@pytest.fixture(scope="session")
-def amqp_url():
-    """RABBITMQ_URL, else the local broker, else a testcontainers RabbitMQ where Docker runs.
+def _local_or_container(url, reachable, container, what: str, variable: str):
+    """The service at ``url`` if it answers, else one in a container where Docker runs.
 
-    In CI (CI=true) a missing broker fails the run; elsewhere the tests are skipped.
+    In CI (CI=true) a missing service fails the run; elsewhere the tests are skipped.
     """
-    url = os.environ.get("RABBITMQ_URL") or LOCAL_BROKER
-    if broker_reachable(url):
+    if reachable(url):
         yield url
         return
     if _docker_available():
-        try:  # testcontainers 4.15 moved it; the old path warns
-            from testcontainers.community.rabbitmq import RabbitMqContainer
-        except ImportError:
-            from testcontainers.rabbitmq import RabbitMqContainer
-
-        with RabbitMqContainer("rabbitmq:3-management") as container:
-            params = container.get_connection_params()
-            yield f"amqp://guest:guest@{params.host}:{params.port}/"
+        with container() as started:
+            yield started
         return
-    unavailable(f"no RabbitMQ at {url} and no Docker for testcontainers (set RABBITMQ_URL)")
+    unavailable(f"no {what} at {url} and no Docker for testcontainers (set {variable})")
+
+
+@contextlib.contextmanager
+def _rabbitmq_container():
+    try:  # testcontainers 4.15 moved it; the old path warns
+        from testcontainers.community.rabbitmq import RabbitMqContainer
+    except ImportError:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+    with RabbitMqContainer("rabbitmq:3-management") as container:
+        params = container.get_connection_params()
+        yield f"amqp://guest:guest@{params.host}:{params.port}/"
+
+
+@contextlib.contextmanager
+def _redis_container():
+    try:
+        from testcontainers.community.redis import RedisContainer
+    except ImportError:
+        from testcontainers.redis import RedisContainer
+
+    with RedisContainer("redis:7") as container:
+        host = container.get_container_host_ip()
+        yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
+
+
+def _redis_reachable(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    """RABBITMQ_URL, else the local broker, else a testcontainers RabbitMQ."""
+    url = os.environ.get("RABBITMQ_URL") or LOCAL_BROKER
+    yield from _local_or_container(
+        url, broker_reachable, _rabbitmq_container, "RabbitMQ", "RABBITMQ_URL"
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """REDIS_URL, else the local Redis, else a testcontainers Redis."""
+    url = os.environ.get("REDIS_URL") or LOCAL_REDIS
+    yield from _local_or_container(url, _redis_reachable, _redis_container, "Redis", "REDIS_URL")
 
 
 @pytest.fixture(scope="session")

@@ -16,22 +16,8 @@ from runtime import log
 from runtime.auth import AuthorizedSession, ReauthRequired
 from runtime.auth.credentials_file import CredentialsFile
 from runtime.errors import ConfigError
+from tests.helpers import demo_credential as credential
 from tests.helpers import run_cli
-
-
-def credential(api, tokens=None, **extra):
-    tokens = tokens or api.consented_tokens()
-    return {
-        "type": "oauth2",
-        "name": "demo",
-        "clientId": "demo-client",
-        "clientSecret": "demo-secret",
-        "tokenUrl": f"{api.url}/oauth/token",
-        "accessToken": tokens["access_token"],
-        "refreshToken": tokens["refresh_token"],
-        "baseUrl": f"{api.url}/api",
-        **extra,
-    }
 
 
 def test_fifty_threads_hitting_401_at_once_cause_exactly_one_refresh(demo_api, auth_cache):

@@ -18,7 +18,10 @@ WORKERS = {"worker-http": "http-request.json", "worker-poll": "poll-records.json
 def test_compose_wires_each_worker_exactly_as_the_platform_does():
     for service, flow_file in WORKERS.items():
         flow = load_flow(ROOT / "demo" / "flows" / flow_file).model_copy(
-            update={"amqp_url": "amqp://guest:guest@rabbitmq:5672/"}
+            update={
+                "amqp_url": "amqp://guest:guest@rabbitmq:5672/",
+                "credential_lock_url": "redis://redis:6379/0",
+            }
         )
         expected = flow.worker_env("http://platform:9000")
         environment = {k: str(v) for k, v in SERVICES[service]["environment"].items()}
@@ -54,3 +57,25 @@ def test_dockerfile_runs_the_worker_as_a_non_root_user_from_pins_with_a_health_c
     assert "HEALTHCHECK" in dockerfile and '"runtime", "health"' in dockerfile
     for copied in ("component.json", "verifyCredentials.py", "lib", "runtime", "demo"):
         assert copied in dockerfile
+
+
+def test_compose_runs_the_http_step_as_three_replicas_sharing_a_redis_lock():
+    assert SERVICES["worker-http"]["deploy"]["replicas"] >= 3
+    assert SERVICES["redis"]["image"].startswith("redis:")
+    for service in WORKERS:
+        environment = SERVICES[service]["environment"]
+        assert environment["ELASTICIO_CREDENTIAL_LOCK_URL"] == "redis://redis:6379/0"
+        assert "redis" in SERVICES[service]["depends_on"]
+    assert "container_name" not in SERVICES["worker-http"]  # replicas need their own names
+
+
+def test_the_image_installs_every_runtime_dependency():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    install = next(
+        line for line in (ROOT / "Dockerfile").read_text().splitlines() if "pip install -c" in line
+    )
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0]
+        assert f" {name}" in install, name

@@ -5,6 +5,8 @@ import json
 import logging
 
 import pytest
+import requests
+import responses as responses_lib
 
 from runtime import log
 from runtime.events import error_payload
@@ -153,3 +155,52 @@ def test_redact_keeps_structure():
         "token": "",
         "n": 3,
     }
+
+
+def test_the_registry_stays_small_however_many_tokens_rotate_and_keeps_what_is_in_use():
+    registry = SecretRegistry(remember_max=20)
+    registry.pin("the-crypto-password")
+    live = "live-client-secret"
+    for number in range(5000):  # a token that rotates on every message
+        registry.add(live, f"access-token-{number:06d}", f"refresh-token-{number:06d}")
+    assert len(registry) <= 21
+    line = "the-crypto-password live-client-secret access-token-004999 access-token-000001"
+    assert registry.scrub(line) == f"{REDACTED} {REDACTED} {REDACTED} access-token-000001"
+
+
+def test_values_not_renewed_for_a_while_are_forgotten_but_pinned_ones_stay():
+    registry = SecretRegistry(remember_seconds=0.0)
+    registry.pin("pinned-secret-value")
+    registry.add("old-token-value")
+    registry.add("new-token-value")  # renewing anything forgets what has expired
+    assert registry.scrub("pinned-secret-value old-token-value new-token-value") == (
+        f"{REDACTED} old-token-value {REDACTED}"
+    )
+
+
+def test_a_secret_containing_another_is_cut_out_whole():
+    registry = SecretRegistry()
+    registry.add("abcd", "abcdefgh-secret")
+    assert registry.scrub("x abcdefgh-secret y abcd") == f"x {REDACTED} y {REDACTED}"
+
+
+@responses_lib.activate
+def test_a_token_request_registers_its_secrets_not_its_field_values():
+    from runtime.auth.credentials import Credentials
+    from runtime.auth.token_client import request_token
+
+    responses_lib.post("https://login.example.com/token", json={"access_token": "at-xyz-123"})
+    credentials = Credentials.parse(
+        {
+            "type": "oauth2",
+            "clientId": "client-1",
+            "clientSecret": "cs-secret-1",
+            "refreshToken": "rt-secret-1",
+            "tokenUrl": "https://login.example.com/token",
+        }
+    )
+    request_token(credentials, http=requests.Session())
+    text = "grant_type=refresh_token scope client-1 rt-secret-1 cs-secret-1 at-xyz-123"
+    assert SECRETS.scrub(text) == (
+        f"grant_type=refresh_token scope client-1 {REDACTED} {REDACTED} {REDACTED}"
+    )

@@ -1,0 +1,140 @@
+"""Who may refresh a credential now, across the processes and machines that share it.
+
+Replicas of a step (and many flows on one connection) hold one OAuth2 credential. A
+provider that rotates refresh tokens and detects reuse revokes the whole grant when two of
+them refresh with the same refresh token, so a refresh must be serialised everywhere the
+credential is used, not only in one process. ``ELASTICIO_CREDENTIAL_LOCK_URL`` chooses how:
+
+=====================  ==================================================================
+``redis://HOST/DB``    replicas on several machines: a lease with an owner token, renewed
+                       while held, released by compare-and-delete; the latest keys are kept
+                       there too, encrypted, so replicas adopt them without asking the platform
+``file:///DIR``        replicas on one machine: an OS file lock per credential in ``DIR``
+unset                  this process only (``InProcessLock``); said once at start-up
+=====================  ==================================================================
+
+A credentials file is always locked beside itself (``CredentialsFile.lock``).
+The lock is taken only to refresh: a request whose token is good costs nothing more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from runtime.errors import ConfigError
+
+DEFAULT_LEASE = 45.0
+"""Seconds a Redis lock outlives a holder that stopped renewing it (longer than one token
+call may take, 30 s, so a slow provider never lets a second replica in)."""
+DEFAULT_WAIT = 60.0
+"""Seconds a refresh waits for another replica's refresh before failing as retryable."""
+REMEMBERED_VERSIONS = 32
+"""How many superseded credentials a shared record still recognises as its predecessors."""
+
+
+@dataclass(frozen=True)
+class SharedKeys:
+    """The newest keys a lock store holds for a credential, and what they superseded."""
+
+    keys: dict[str, Any]
+    replaced: tuple[str, ...]
+    """Fingerprints of the credentials this one succeeds, newest first: a replica holding
+    any of them is behind and adopts ``keys`` instead of refreshing."""
+
+
+class CredentialLock(Protocol):
+    """A lock per credential that every replica sharing the credential goes through."""
+
+    @property
+    def where(self) -> str:
+        """The lock store, for messages and logs (never with a password)."""
+        ...
+
+    def hold(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the credential's lock for the block.
+
+        Raises:
+            CredentialLockUnavailable: not had within the store's deadline; nothing may be
+                refreshed.
+        """
+        ...
+
+    def latest(self, key: str) -> SharedKeys | None:
+        """The newest keys the store keeps for the credential, if it keeps any."""
+        ...
+
+    def remember(self, key: str, shared: SharedKeys) -> None:
+        """Keep new keys for the other replicas (a store that keeps none ignores this)."""
+        ...
+
+    def check(self) -> str | None:
+        """What is wrong with the store right now, or None: for a warning at start-up."""
+        ...
+
+
+class InProcessLock:
+    """No coordination beyond this process: the in-process single flight is all there is."""
+
+    where = "this process only"
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        yield
+
+    def latest(self, key: str) -> SharedKeys | None:
+        return None
+
+    def remember(self, key: str, shared: SharedKeys) -> None:
+        """Nothing to share with."""
+
+    def check(self) -> str | None:
+        return None
+
+
+IN_PROCESS = InProcessLock()
+
+
+def lock_from_url(
+    url: str | None,
+    *,
+    secret: str | None = None,
+    lease: float = DEFAULT_LEASE,
+    wait: float = DEFAULT_WAIT,
+) -> CredentialLock:
+    """The lock ``ELASTICIO_CREDENTIAL_LOCK_URL`` names.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``file:///DIR``; empty or None for in-process.
+        secret: encrypts the keys kept in Redis (the message crypto password); without
+            it Redis is only a lock and replicas re-read the platform.
+        lease: seconds a Redis lock lives without renewal.
+        wait: seconds to wait for the lock before failing.
+
+    Raises:
+        ConfigError: an unsupported scheme or a file URL without a folder.
+    """
+    if not url:
+        return IN_PROCESS
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("redis", "rediss"):
+        from runtime.auth.redis_lock import RedisLock
+
+        return RedisLock(url, secret=secret, lease=lease, wait=wait)
+    if scheme == "file":
+        from runtime.auth.file_lock import FileLock
+
+        path = unquote(urlsplit(url).path)
+        if not path:
+            raise ConfigError(
+                f"ELASTICIO_CREDENTIAL_LOCK_URL={url!r} names no folder: use file:///DIR"
+            )
+        return FileLock(Path(path), wait=wait)
+    raise ConfigError(
+        f"ELASTICIO_CREDENTIAL_LOCK_URL has the scheme {scheme or 'none'!r}: use "
+        "redis://HOST:PORT/DB for replicas on several machines or file:///DIR on one machine"
+    )
