@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from runtime import StepError
+from runtime import StepError, bounded
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+READ_SECONDS = 300.0
 _TEXT_TYPES = ("text/", "application/xml", "application/javascript", "+xml")
 
 
@@ -36,21 +36,14 @@ class ResponseTooLarge(StepError):
         )
 
 
-def read_limited(response: requests.Response, limit: int) -> bytes:
-    """The whole body, read in chunks, refusing to hold more than ``limit`` bytes."""
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        response.close()
-        raise ResponseTooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            response.close()
-            raise ResponseTooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+def read_limited(response: requests.Response, limit: int, seconds: float = READ_SECONDS) -> bytes:
+    """The whole body, refusing to hold more than ``limit`` bytes or to wait past ``seconds``."""
+    try:
+        return bounded.read(response, what="the response", limit=limit, seconds=seconds)
+    except bounded.TooLarge:
+        raise ResponseTooLarge(limit) from None
+    except bounded.OutOfBounds as exc:
+        raise StepError(f"{exc}; the API may be overloaded, try again later") from None
 
 
 def parse_body(response: requests.Response, raw: bytes) -> tuple[Any, str | None]:
@@ -60,8 +53,10 @@ def parse_body(response: requests.Response, raw: bytes) -> tuple[Any, str | None
         return None, None
     if "json" in kind:
         try:
-            return json.loads(raw), None
-        except ValueError:
+            return bounded.loads(raw, what="the response"), None
+        except bounded.TooDeep as exc:
+            raise StepError(str(exc)) from None
+        except bounded.OutOfBounds:
             pass
     if any(t in kind for t in _TEXT_TYPES) or "json" in kind or not kind:
         try:

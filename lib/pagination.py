@@ -14,7 +14,6 @@ Every page is bounded by ``maxPages`` (default 1000), so a buggy API cannot loop
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ import requests
 
 from lib import paths
 from lib.http import HttpStatusError, read_limited, snippet
-from runtime import InvalidInput
+from runtime import InvalidInput, bounded
 
 STYLES = ("none", "next_link", "link_header", "page", "offset", "cursor")
 
@@ -101,8 +100,10 @@ def _json(raw: bytes, response: requests.Response) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        return bounded.loads(raw, what="the list endpoint's answer")
+    except bounded.TooDeep as exc:
+        raise InvalidInput(str(exc)) from None
+    except bounded.OutOfBounds:
         kind = response.headers.get("Content-Type", "no content type")
         raise InvalidInput(
             f"the list endpoint answered something that is not JSON ({kind})"

@@ -38,7 +38,7 @@ def incoming(headers: dict[str, Any]) -> dict[str, Any]:
     for name in ("messageId", "parentMessageId"):
         if headers.get(name) is not None:
             reduced[name] = headers[name]
-    if headers.get("reply_to"):
+    if isinstance(headers.get("reply_to"), str) and headers["reply_to"]:
         reduced["reply_to"] = headers["reply_to"]
     return reduced
 

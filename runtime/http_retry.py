@@ -1,48 +1,94 @@
-"""One request to a platform service, retried on network errors and 5xx with back-off.
+"""Sessions for the platform's services, retried by urllib3 only where a retry is safe.
 
-The platform API, the result POST of service calls and object storage all retry the same
-way (the Node.js sailor's clients do too): client errors (4xx) are answers, not retried.
+The platform API, the result of service calls and object storage retry the same way, as the
+Node.js sailor's clients do: a failure to connect (nothing was sent) is retried for any
+method; server errors (500, 502, 503, 504) and answers that broke off are retried only for
+idempotent methods, because a POST whose answer was lost may have created something already
+(an object in object storage, a flow's startup data), and sending it again would create it
+twice. ``Retry-After`` is honoured. Client errors (4xx) are answers, never retried.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any
+import http.client
+import socket
+import ssl
+from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 MAX_DELAY = 15.0
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+SERVER_ERRORS = frozenset({500, 502, 503, 504})
 
 
-@dataclass(frozen=True)
-class Attempts:
-    response: requests.Response | None
-    """The first answer below 500, or None when every attempt failed."""
-    problem: str
-    """What went wrong with the last failed attempt ("HTTP 503", "ConnectionError")."""
+def platform_session(
+    *, attempts: int, first_delay: float, also_retry: frozenset[str] = frozenset()
+) -> requests.Session:
+    """A session whose requests are tried up to ``attempts`` times with exponential back-off.
+
+    Args:
+        attempts: tries per request (the first included).
+        first_delay: seconds before the second retry; each later one waits twice as long.
+        also_retry: methods that are safe to send again here although HTTP does not say so
+            (posting a service call's result twice changes nothing).
+    """
+    retries = max(0, attempts - 1)
+    policy = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        allowed_methods=IDEMPOTENT | also_retry,
+        status_forcelist=SERVER_ERRORS,
+        backoff_factor=first_delay,
+        backoff_max=MAX_DELAY,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=policy)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
-def send(
-    http: requests.Session,
-    method: str,
-    url: str,
-    *,
-    attempts: int,
-    first_delay: float,
-    **options: Any,
-) -> Attempts:
-    problem = ""
-    for attempt in range(max(1, attempts)):
-        if attempt:
-            time.sleep(min(MAX_DELAY, first_delay * 2 ** (attempt - 1)))
-        try:
-            response = http.request(method, url, **options)
-        except requests.RequestException as exc:
-            problem = type(exc).__name__
+def describe_failure(error: BaseException) -> str:
+    """Why a request got no answer, in a few words ("connection refused", "timed out")."""
+    for cause in _causes(error):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "unknown host"
+        if isinstance(cause, TimeoutError | socket.timeout) or "Timeout" in type(cause).__name__:
+            return "timed out"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        if isinstance(cause, http.client.RemoteDisconnected):
+            return "the server closed the connection without answering"
+        if isinstance(cause, ssl.SSLError):
+            return "TLS failed"
+    return type(error).__name__
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what it wraps (urllib3 keeps the socket's error in ``reason``)."""
+    found: list[BaseException] = []
+    pending: list[object] = [error]
+    while pending and len(found) < 20:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or item in found:
             continue
-        if response.status_code >= 500:
-            problem = f"HTTP {response.status_code}"
-            continue
-        return Attempts(response, problem)
-    return Attempts(None, problem)
+        found.append(item)
+        pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
+        pending.extend(arg for arg in item.args if isinstance(arg, BaseException))
+    return found
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else url

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from runtime import bounded
 from runtime.errors import ConfigError
 
 
@@ -25,12 +25,9 @@ def read_json(path: str | None, *, what: str, default: Any = None) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what} file {path!r}: {exc}") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{what} file {path!r} is not valid JSON (line {exc.lineno}, column {exc.colno}): "
-            f"{exc.msg}"
-        ) from None
+        return bounded.loads(text, what=f"{what} file {path!r}")
+    except bounded.OutOfBounds as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def read_json_object(path: str | None, *, what: str) -> dict[str, Any]:

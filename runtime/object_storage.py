@@ -7,27 +7,32 @@ such bodies (the message's and its passthrough's) are fetched, unless the step s
 outgoing bodies are stored and replaced by ``{}`` and the header, as the Node.js sailor does.
 
 ``POST {uri}/objects`` answers ``{"objectId": ...}``; ``GET {uri}/objects/{id}``; both with
-``Authorization: Bearer {ELASTICIO_OBJECT_STORAGE_TOKEN}``; server errors and network
-failures are retried with exponential back-off (100 ms doubling, at most 15 s).
+``Authorization: Bearer {ELASTICIO_OBJECT_STORAGE_TOKEN}``. Failures to connect are retried
+with exponential back-off (100 ms doubling, at most 15 s), server errors only for ``GET``:
+a ``POST`` sent again after its answer was lost would store the body twice. Bodies are read
+within bounds (``OBJECT_LIMIT`` bytes, a deadline, nesting), so a store answering garbage is
+a clear error naming it.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from runtime import bounded
 from runtime.crypto import CipherError, MessageCipher
 from runtime.errors import StepError
-from runtime.http_retry import send
+from runtime.http_retry import describe_failure, host_of, platform_session
 from runtime.redact import SECRETS
 from runtime.wire import dumps
 
 OBJECT_ID_HEADER = "x-ipaas-object-storage-id"
 TIMEOUT = 30.0
 RETRIES = 3
+OBJECT_LIMIT = 100 * 1024 * 1024
+"""Bytes one stored body may have (lightweight messages exist for large ones)."""
 
 
 class ObjectStorageError(StepError):
@@ -45,8 +50,9 @@ class ObjectStorage:
         step_id: str,
     ) -> None:
         self._uri = (uri or "").rstrip("/")
+        self._host = host_of(self._uri)
         self._cipher = cipher
-        self._http = requests.Session()
+        self._http = platform_session(attempts=RETRIES + 1, first_delay=0.1)
         if token:
             SECRETS.pin(token)
             self._http.headers["Authorization"] = f"Bearer {token}"
@@ -63,21 +69,26 @@ class ObjectStorage:
             ObjectStorageError: no storage configured, not found, unreadable, or unreachable.
         """
         response = self._request("GET", f"/objects/{quote(object_id)}", message_id)
+        what = f"object {object_id} from object storage at {self._host}"
         try:
-            return json.loads(self._cipher.decrypt(response.content))
-        except (CipherError, ValueError):
-            raise ObjectStorageError(
-                f"object {object_id} in object storage is not a message body of this flow"
-            ) from None
+            raw = bounded.read(response, what=what, limit=OBJECT_LIMIT, seconds=TIMEOUT * 4)
+            return bounded.loads(self._cipher.decrypt(raw), what=what)
+        except CipherError:
+            raise ObjectStorageError(f"{what} is not a message body of this flow") from None
+        except bounded.OutOfBounds as exc:
+            raise ObjectStorageError(str(exc)) from None
 
     def put(self, value: Any, message_id: str = "") -> str:
         """Store a value; its object id."""
         response = self._request("POST", "/objects", message_id, self._cipher.encrypt(dumps(value)))
+        what = f"the answer of object storage at {self._host} to a new object"
         try:
-            object_id = response.json()["objectId"]
-        except (ValueError, KeyError, TypeError):
-            raise ObjectStorageError("object storage answered without an objectId") from None
-        return str(object_id)
+            answer = bounded.loads(
+                bounded.read(response, what=what, limit=64 * 1024, seconds=TIMEOUT), what=what
+            )
+            return str(answer["objectId"])
+        except (bounded.OutOfBounds, KeyError, TypeError):
+            raise ObjectStorageError(f"{what} has no objectId") from None
 
     def _request(
         self, method: str, path: str, message_id: str, body: bytes | None = None
@@ -90,25 +101,21 @@ class ObjectStorage:
         headers = {"x-request-id": f"{self._request_id};m:{message_id}"}
         if body is not None:
             headers["Content-Type"] = "application/octet-stream"
-        outcome = send(
-            self._http,
-            method,
-            self._uri + path,
-            attempts=RETRIES + 1,
-            first_delay=0.1,
-            data=body,
-            headers=headers,
-            timeout=TIMEOUT,
-        )
-        if outcome.response is None:
-            raise ObjectStorageError(
-                f"object storage did not answer {method} {path} ({outcome.problem})"
+        try:
+            response = self._http.request(
+                method, self._uri + path, data=body, headers=headers, timeout=TIMEOUT, stream=True
             )
-        if outcome.response.status_code >= 400:
+        except requests.RequestException as exc:
             raise ObjectStorageError(
-                f"object storage refused {method} {path} ({outcome.response.status_code})"
+                f"object storage at {self._host} did not answer {method} {path} "
+                f"({describe_failure(exc)})"
+            ) from None
+        if response.status_code >= 400:
+            response.close()
+            raise ObjectStorageError(
+                f"object storage at {self._host} refused {method} {path} ({response.status_code})"
             )
-        return outcome.response
+        return response
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The platform's REST API, as the sailor calls it: step data, account keys, hooks data.
 
-Basic auth with ``ELASTICIO_API_USERNAME`` / ``ELASTICIO_API_KEY``; server errors and network
-failures are retried ``ELASTICIO_API_REQUEST_RETRY_ATTEMPTS`` times.
+Basic auth with ``ELASTICIO_API_USERNAME`` / ``ELASTICIO_API_KEY``; retried
+``ELASTICIO_API_REQUEST_RETRY_ATTEMPTS`` times where that is safe (runtime.http_retry).
+Answers are read within bounds (size, nesting, time): garbage from the API is a clear
+``PlatformApiError`` naming the server, never a crash or a hang.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from urllib.parse import quote
 
 import requests
 
+from runtime import bounded
 from runtime.errors import Error
-from runtime.http_retry import send
+from runtime.http_retry import describe_failure, host_of, platform_session
 
 TIMEOUT = 15.0
+ANSWER_LIMIT = 32 * 1024 * 1024
+"""Bytes an answer may have: step data carries the step's snapshot, which may be large."""
+_STEP_OBJECTS = ("config", "snapshot", "variables")
 
 
 class PlatformApiError(Error):
-    """The platform API refused a call or stayed unreachable."""
+    """The platform API refused a call, stayed unreachable, or answered garbage."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -36,17 +42,23 @@ class PlatformApi:
         delay_ms: int = 100,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._http = requests.Session()
+        self._host = host_of(self._base)
+        self._attempts = max(1, attempts)
+        self._http = platform_session(attempts=self._attempts, first_delay=delay_ms / 1000)
         self._http.auth = (username, password)
         self._http.headers["Connection"] = "Keep-Alive"
-        self._attempts = max(1, attempts)
-        self._delay = delay_ms / 1000
 
     def step(self, flow_id: str, step_id: str) -> dict[str, Any]:
         """``GET /v1/tasks/{flow}/steps/{step}``: config, snapshot, variables, passthrough flag."""
-        data = self._call("GET", f"/v1/tasks/{quote(flow_id)}/steps/{quote(step_id)}")
+        path = f"/v1/tasks/{quote(flow_id)}/steps/{quote(step_id)}"
+        data = self._call("GET", path)
+        where = f"the step data from the platform API at {self._host}"
         if not isinstance(data, dict):
-            raise PlatformApiError("the step data is not a JSON object")
+            raise PlatformApiError(f"{where} is not a JSON object")
+        for name in _STEP_OBJECTS:
+            if data.get(name) is not None and not isinstance(data[name], dict):
+                kind = type(data[name]).__name__
+                raise PlatformApiError(f"{where} is unusable: {name!r} is a {kind}, not an object")
         return data
 
     def update_account(
@@ -58,42 +70,49 @@ class PlatformApi:
         compares answers 412 (``PlatformApiError.status``) when the account holds other keys.
         """
         headers = {"If-Match": f'"{replaces}"'} if replaces else None
-        self._call("PUT", f"/v1/accounts/{quote(str(account_id))}", {"keys": keys}, headers)
+        path = f"/v1/accounts/{quote(str(account_id))}"
+        self._call("PUT", path, {"keys": keys}, headers, answer=False)
 
     def startup_data(self, flow_id: str, method: str, data: Any = None) -> Any:
         """The startup hook's data: ``POST`` (create), ``GET`` (retrieve) or ``DELETE``."""
-        return self._call(method, f"/sailor-support/hooks/task/{quote(flow_id)}/startup/data", data)
+        path = f"/sailor-support/hooks/task/{quote(flow_id)}/startup/data"
+        return self._call(method, path, data, answer=method == "GET")
 
     def close(self) -> None:
         self._http.close()
 
     def _call(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        answer: bool = True,
     ) -> Any:
-        outcome = send(
-            self._http,
-            method,
-            self._base + path,
-            attempts=self._attempts,
-            first_delay=self._delay,
-            json=body,
-            headers=headers,
-            timeout=TIMEOUT,
-        )
-        response = outcome.response
-        if response is None:
-            raise PlatformApiError(
-                f"{method} {path}: the platform API at {self._base} did not answer "
-                f"after {self._attempts} attempts ({outcome.problem})"
+        """The JSON answer (None when empty, or when ``answer`` is False: not needed)."""
+        try:
+            response = self._http.request(
+                method, self._base + path, json=body, headers=headers, timeout=TIMEOUT, stream=True
             )
-        if response.status_code >= 400:
+        except requests.RequestException as exc:
             raise PlatformApiError(
-                f"{method} {path} was refused by the platform API ({response.status_code})",
+                f"{method} {path}: the platform API at {self._host} did not answer after "
+                f"{self._attempts} attempts ({describe_failure(exc)})"
+            ) from None
+        if response.status_code >= 400:
+            response.close()
+            raise PlatformApiError(
+                f"{method} {path} was refused by the platform API at {self._host} "
+                f"({response.status_code})",
                 response.status_code,
             )
-        if not response.content:
+        if not answer:
+            response.close()
             return None
+        what = f"the answer of the platform API at {self._host} to {method} {path}"
         try:
-            return response.json()
-        except ValueError:
-            return None
+            raw = bounded.read(response, what=what, limit=ANSWER_LIMIT, seconds=TIMEOUT * 4)
+            return bounded.loads(raw, what=what) if raw.strip() else None
+        except bounded.OutOfBounds as exc:
+            raise PlatformApiError(str(exc)) from None

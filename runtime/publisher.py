@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from runtime.ids import new_id
 from runtime.settings import Settings
-from runtime.transport import Confirmation, Properties
-
-
-class PublishPort(Protocol):
-    """The part of the broker the publisher needs (tests substitute their own)."""
-
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: Properties,
-        *,
-        mandatory: bool = True,
-        timeout: float = 60.0,
-    ) -> Confirmation: ...
+from runtime.transport import BrokerPort, Confirmation, Properties
 
 
 class Publisher:
-    def __init__(self, broker: PublishPort, settings: Settings) -> None:
+    def __init__(self, broker: BrokerPort, settings: Settings) -> None:
         self._broker = broker
         self._settings = settings
         self._exchange = settings.publish_messages_to

@@ -11,7 +11,6 @@ nowhere to post (``ELASTICIO_POST_RESULT_URL`` missing).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
-from runtime import log
+from runtime import bounded, log
 from runtime.auth.locks import lock_from_url
 from runtime.component import component_root, load_component
-from runtime.http_retry import send
+from runtime.http_retry import describe_failure, platform_session
 from runtime.platform_api import PlatformApi
 from runtime.redact import SECRETS
 from runtime.service import get_meta_model, select_model, verify_credentials
@@ -30,6 +29,7 @@ from runtime.service import get_meta_model, select_model, verify_credentials
 METHODS = ("verifyCredentials", "getMetaModel", "selectModel")
 EXIT_OK, EXIT_ERROR_POSTED, EXIT_NOWHERE = 0, 1, 2
 POST_TIMEOUT = 15.0
+CFG_LIMIT = 1024 * 1024
 
 _log = log.get_logger("runtime.service")
 
@@ -73,9 +73,9 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
     step = _required(env, "ELASTICIO_ACTION_OR_TRIGGER") if method != METHODS[0] else ""
     model = _required(env, "ELASTICIO_GET_MODEL_METHOD") if method == METHODS[2] else ""
     try:
-        cfg = json.loads(raw_cfg)
-    except json.JSONDecodeError as exc:
-        raise ServiceInputError(f"Unable to parse ELASTICIO_CFG: {exc.msg}") from None
+        cfg = bounded.loads(raw_cfg, what="ELASTICIO_CFG", limit=CFG_LIMIT)
+    except bounded.OutOfBounds as exc:
+        raise ServiceInputError(f"Unable to parse ELASTICIO_CFG: {exc}") from None
     if not isinstance(cfg, dict):
         raise ServiceInputError("ELASTICIO_CFG must be a JSON object")
     SECRETS.add_from(cfg)
@@ -113,17 +113,18 @@ def _post(url: str, result: dict[str, Any], env: Mapping[str, str]) -> bool:
     target = urlunsplit(parts)
     attempts = int(env.get("ELASTICIO_API_REQUEST_RETRY_ATTEMPTS") or 3)
     delay = int(env.get("ELASTICIO_API_REQUEST_RETRY_DELAY") or 100) / 1000
-    with requests.Session() as http:
-        outcome = send(
-            http, "POST", target, attempts=attempts, first_delay=delay, json=result, auth=auth,
-            timeout=POST_TIMEOUT,
-        )  # fmt: skip
-    response = outcome.response
-    if response is not None and response.status_code == 200:
-        _log.info("service_result_posted", status=result["status"])
-        return True
-    problem = (
-        outcome.problem if response is None else f"{response.status_code}, {response.text[:200]}"
-    )
+    # Posting a result twice changes nothing for the platform; losing it fails the call.
+    with platform_session(
+        attempts=attempts, first_delay=delay, also_retry=frozenset({"POST"})
+    ) as http:
+        try:
+            response = http.post(target, json=result, auth=auth, timeout=POST_TIMEOUT)
+        except requests.RequestException as exc:
+            problem = describe_failure(exc)
+        else:
+            if response.status_code == 200:
+                _log.info("service_result_posted", status=result["status"])
+                return True
+            problem = f"{response.status_code}, {response.text[:200]}"
     _log.error("service_result_not_posted", reason=f"Failed to POST data to {target} ({problem})")
     return False

@@ -94,6 +94,9 @@ class Settings(BaseModel):
     rebound_initial_expiration: int = 15_000
     rebound_limit: int = 20
     # ours
+    incoming_message_size_limit: int = 10_485_760
+    """Larger message bodies (as they travel, encrypted) are rejected unread; the default is
+    what another step may send (the sailor's OUTGOING_MESSAGE_SIZE_LIMIT)."""
     consumer_thread_pool_size: int = 0
     """Steps run at once; 0 means the prefetch."""
     message_timeout: float = 1800.0
@@ -207,6 +210,7 @@ def _check_ranges(values: Mapping[str, Any], problems: list[str]) -> None:
         "publish_timeout",
         "rate_interval",
         "outgoing_message_size_limit",
+        "incoming_message_size_limit",
         "credential_lock_lease",
         "credential_lock_timeout",
     )

@@ -82,7 +82,7 @@ def load_module(root: Path, relative: str, where: str) -> ModuleType:
 
 def _import(root: Path, path: Path) -> ModuleType:
     dotted = _dotted_name(root, path)
-    if dotted is not None:
+    if dotted is not None and _parents_from(root, dotted):
         existing = sys.modules.get(dotted)
         if existing is None or _same_file(existing, path):
             if str(root) not in sys.path:
@@ -113,6 +113,23 @@ def _dotted_name(root: Path, path: Path) -> str | None:
     if not parts or not all(part.isidentifier() for part in parts):
         return None
     return ".".join(parts)
+
+
+def _parents_from(root: Path, dotted: str) -> bool:
+    """Whether the packages above ``dotted`` that are loaded already come from ``root``.
+
+    Two components in one process (a test suite of several) may both have a ``lib`` or a
+    ``steps`` package; only the first one loaded may own the name.
+    """
+    parts = dotted.split(".")
+    for depth in range(1, len(parts)):
+        parent = sys.modules.get(".".join(parts[:depth]))
+        if parent is None:
+            continue
+        places = [*getattr(parent, "__path__", []), getattr(parent, "__file__", None) or ""]
+        if not any(place and Path(place).resolve().is_relative_to(root) for place in places):
+            return False
+    return True
 
 
 def _same_file(module: ModuleType, path: Path) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from runtime.errors import TransportError
 
@@ -127,3 +127,28 @@ class Confirmation:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+class BrokerPort(Protocol):
+    """What the worker needs of a broker: ``runtime.amqp.Broker``, or a test double."""
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = True,
+        timeout: float = 60.0,
+    ) -> Confirmation:
+        """Hand a publish over; the confirmation completes when the broker confirms it."""
+        ...
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the broker's I/O thread (at once when called from it)."""
+        ...
+
+    def settle_here(self, delivery: Delivery, action: Settlement) -> bool:
+        """On the I/O thread: ack, reject or requeue; False when its connection is gone."""
+        ...

@@ -13,6 +13,7 @@ import binascii
 import json
 from typing import Any, Literal
 
+from runtime import bounded
 from runtime.crypto import CipherError, MessageCipher
 from runtime.events import Message
 from runtime.transport import Delivery
@@ -60,17 +61,27 @@ def decode_value(body: bytes, cipher: MessageCipher, version: int = 1) -> Any:
     except CipherError as exc:
         raise BadMessage(f"the body cannot be decrypted: {exc}") from None
     try:
-        return json.loads(plaintext)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadMessage("the decrypted body is not JSON") from None
+        return bounded.loads(plaintext, what="the decrypted body")
+    except bounded.OutOfBounds as exc:
+        raise BadMessage(str(exc)) from None
 
 
-def decode(delivery: Delivery, cipher: MessageCipher, input_format: InputFormat) -> Message:
+def decode(
+    delivery: Delivery,
+    cipher: MessageCipher,
+    input_format: InputFormat,
+    limit: int | None = None,
+) -> Message:
     """The message a step receives, with ``headers.reply_to`` from the AMQP header.
 
     Raises:
-        BadMessage: the delivery cannot be read as a message.
+        BadMessage: the delivery cannot be read as a message (or is over ``limit`` bytes).
     """
+    if limit is not None and len(delivery.body) > limit:
+        raise BadMessage(
+            f"the message is {len(delivery.body):,} bytes, more than the {limit:,} accepted "
+            "(ELASTICIO_INCOMING_MESSAGE_SIZE_LIMIT)"
+        )
     headers = delivery.headers
     if input_format == "error":
         message = _decode_error_envelope(delivery, cipher)
@@ -82,16 +93,16 @@ def decode(delivery: Delivery, cipher: MessageCipher, input_format: InputFormat)
         message = Message(value)
     if not isinstance(message.get("headers"), dict):
         message["headers"] = {}
-    if headers.get("reply_to"):
+    if isinstance(headers.get("reply_to"), str) and headers["reply_to"]:
         message["headers"]["reply_to"] = headers["reply_to"]
     return message
 
 
 def _decode_error_envelope(delivery: Delivery, cipher: MessageCipher) -> Message:
     try:
-        envelope = json.loads(delivery.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadMessage("the error envelope is not JSON") from None
+        envelope = bounded.loads(delivery.body, what="the error envelope")
+    except bounded.OutOfBounds as exc:
+        raise BadMessage(str(exc)) from None
     if not isinstance(envelope, dict):
         raise BadMessage("the error envelope is not a JSON object")
     body = dict(envelope)

@@ -1,12 +1,19 @@
 """The worker's message loop: each delivery through the step, settled only when safe.
 
-For every delivery, on a runner thread: drop it if it is a copy of a message in progress;
-decode it (or reject it, logged without its content); fetch bodies kept in object storage;
-run the step with a deadline, handing each event to the broker as it is emitted. Once the
-step has ended and the broker confirmed every publish of the message, the broker's I/O
-thread acks it, or rejects it when an error came before ``end`` (the sailor's rule), or
-requeues it when an event could not be published at all. Nothing is acked before every
-event it produced was confirmed.
+For every delivery: the ledger (runtime.settlement) decides on arrival, on the broker's I/O
+thread, whether it runs (a redelivered copy of a message running here is parked on it, one
+that already finished gets its verdict again). A delivery that runs goes to a runner
+thread: decoded (bad input is rejected, logged without its content), bodies kept in
+object storage fetched, then the step runs with a deadline, each event handed to the broker
+as it is emitted. Once the step has ended and the broker confirmed every publish of the
+message, the ledger acks it, or rejects it when an error came before ``end`` (the sailor's
+rule), or requeues it when an event could not be published at all (a bounded number of
+times). Nothing is acked before every event it produced was confirmed.
+
+Whatever fails on the way (a bug of ours, a parser running out of stack, an exception in
+a callback) ends in one last-resort path: logged, an ``error`` event when the message could
+be read, and the delivery rejected (requeued, boundedly, when not even the error could be
+published). No delivery stays unsettled while the worker runs.
 """
 
 from __future__ import annotations
@@ -18,14 +25,11 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 
 from runtime import headers
-from runtime.amqp import Broker
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.step_http import session_factory
 from runtime.component import Component
 from runtime.crypto import MessageCipher
-from runtime.dedup import AlreadyDone, Deduper, Duplicate
 from runtime.dispatch import EventRouter, Throttles
-from runtime.errors import TransportError
 from runtime.events import Message, error_payload
 from runtime.executor import DeliveryFailed, Outcome, StepRun, stop_job
 from runtime.keys import KeySaver
@@ -34,15 +38,16 @@ from runtime.object_storage import ObjectStorage, ObjectStorageError, references
 from runtime.outbox import Outbox
 from runtime.platform_api import PlatformApi
 from runtime.publisher import Publisher
+from runtime.redact import SECRETS
 from runtime.runners import RunnerPool, current_job
 from runtime.settings import Settings
+from runtime.settlement import Ledger, Run, Ticket
 from runtime.step_state import StepState
 from runtime.steps import Step
-from runtime.transport import Delivery, Settlement, UnroutableError
+from runtime.transport import BrokerPort, Delivery, Settlement, UnroutableError
 from runtime.watchdog import WATCHDOG
 from runtime.wire import BadMessage, decode
 
-SETTLE_TIMEOUT = 10.0
 _log = get_logger("runtime.worker")
 
 
@@ -55,7 +60,7 @@ class Worker:
         settings: Settings,
         component: Component,
         step: Step,
-        broker: Broker,
+        broker: BrokerPort,
         api: PlatformApi,
         state: StepState,
         cipher: MessageCipher,
@@ -69,14 +74,12 @@ class Worker:
         self._publisher = Publisher(broker, settings)
         self._throttles = Throttles(settings)
         self._keys = KeySaver(settings, state, api, self._publisher, cipher)
-        self._dedup = Deduper()
+        self._ledger = Ledger(broker)
         self._runners = RunnerPool("message")
         # The broker's prefetch already bounds the messages in flight; a semaphore only
         # matters when fewer threads than that were asked for.
         limited = settings.thread_pool_size < settings.rabbitmq_prefetch_sailor
         self._slots = threading.BoundedSemaphore(settings.thread_pool_size) if limited else None
-        self._active = 0
-        self._idle = threading.Condition()
         pool = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
         self._http_factory = session_factory(
             component.credential_fields(), adapter=pool, fresh_cfg=self._fresh_cfg, lock=lock
@@ -101,75 +104,67 @@ class Worker:
         return self._runners.retired
 
     def on_delivery(self, delivery: Delivery) -> None:
-        """Called on the broker's I/O thread: hand the delivery to a runner and return."""
-        with self._idle:
-            self._active += 1
-        self._runners.submit(lambda: self._guarded(delivery))
+        """Called on the broker's I/O thread: decide, hand a message to run to a runner."""
+        admission = self._ledger.receive(delivery)
+        if isinstance(admission, Run):
+            ticket = admission.ticket
+            self._runners.submit(lambda: self._handle(ticket))
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every delivery taken so far is settled; False if time ran out."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._active == 0, timeout)
+        return self._ledger.wait_idle(timeout)
 
-    # --- one delivery, on a runner thread -----------------------------------------------
+    # --- one message, on a runner thread ------------------------------------------------
 
-    def _guarded(self, delivery: Delivery) -> None:
-        settled_here = True
+    def _handle(self, ticket: Ticket) -> None:
+        attempt = _Attempt(ticket)
         try:
-            settled_here = self._process(delivery)
-        except Exception:  # noqa: BLE001 - a bug here must not stop the next message
-            _log.exception("delivery_failed", tag=delivery.tag)
-        finally:
-            if settled_here:
-                self._done()
+            self._attempt(attempt)
+        except BaseException as exc:  # noqa: BLE001 - the last resort: settle, whatever it was
+            self._last_resort(attempt, exc)
 
-    def _done(self) -> None:
-        with self._idle:
-            self._active -= 1
-            self._idle.notify_all()
-
-    def _process(self, delivery: Delivery) -> bool:
-        """True when this call settled the delivery; False when that happens later, elsewhere."""
-        message_id = delivery.headers.get("messageId")
-        if not message_id:
-            _log.error("message_rejected", reason="no messageId header", tag=delivery.tag)
-            self._settle_once(delivery, "reject")
-            return True
-        message_id = str(message_id)
-        # Copies of a message in progress are settled without a slot: the first copy,
-        # which holds one, settles them when it finishes.
-        decision = self._dedup.begin(message_id, delivery)
-        if isinstance(decision, Duplicate):
-            _log.warning("redelivery_of_message_in_progress", messageId=message_id)
-            return True
-        if isinstance(decision, AlreadyDone):
-            self._settle_once(delivery, decision.verdict)
-            return True
+    def _attempt(self, attempt: _Attempt) -> None:
         if self._slots is not None:
             self._slots.acquire()
         slot = _Slot(self._slots)
-        settled_here = True
         try:
+            delivery = attempt.ticket.delivery
             try:
-                message = decode(delivery, self._cipher, self._settings.input_format)
+                message = decode(
+                    delivery,
+                    self._cipher,
+                    self._settings.input_format,
+                    self._settings.incoming_message_size_limit,
+                )
             except BadMessage as exc:
-                _log.error("message_rejected", reason=str(exc), messageId=message_id)
-                self._settle(message_id, "reject")
-                return True
-            settled_here = self._run(message_id, delivery, message, slot)
-            return settled_here
+                _log.error("message_rejected", reason=str(exc), messageId=attempt.ticket.message_id)
+                self._ledger.settle(attempt.ticket, "reject")
+                return
+            self._run(attempt, message, slot)
         finally:
-            if settled_here:
-                slot.release()
+            slot.release()
 
-    def _run(self, message_id: str, delivery: Delivery, message: Message, slot: _Slot) -> bool:
-        settings = self._settings
-        process = self._step.process
-        if self._step.spec.auto_resolve_object_references and references_objects(message):
+    def _last_resort(self, attempt: _Attempt, error: BaseException) -> None:
+        message_id = attempt.ticket.message_id
+        reason = SECRETS.scrub(f"{type(error).__name__}: {error}")[:500]
+        _log.error("delivery_failed", messageId=message_id, reason=reason)
+        if attempt.sealed:
+            return  # its fate is already in the outbox's hands
+        verdict: Settlement = "reject"
+        if attempt.router is not None:
             try:
-                resolve(self._storage, message, message_id)
-            except ObjectStorageError as exc:
-                process = _raising(exc)  # reported as the message's error, then rejected
+                attempt.router.error_now(error_payload(error))
+            except Exception as again:  # noqa: BLE001 - cannot even report it: let it come back
+                _log.error("error_not_published", messageId=message_id, reason=str(again))
+                verdict = "requeue"
+        self._ledger.settle(attempt.ticket, verdict)
+
+    def _run(self, attempt: _Attempt, message: Message, slot: _Slot) -> None:
+        settings = self._settings
+        ticket = attempt.ticket
+        delivery = ticket.delivery
+        message_id = ticket.message_id
+        process = self._step.process
         reduced = headers.incoming(delivery.headers)
         cfg = self._state.cfg()
         outbox = Outbox(wait_timeout=settings.publish_timeout)
@@ -187,6 +182,12 @@ class Worker:
             outbox=outbox,
             storage=self._storage,
         )
+        attempt.router = router
+        if self._step.spec.auto_resolve_object_references and references_objects(message):
+            try:
+                resolve(self._storage, message, message_id)
+            except ObjectStorageError as exc:
+                process = _raising(exc)  # reported as the message's error, then rejected
         run = StepRun(
             process,
             message,
@@ -207,7 +208,8 @@ class Worker:
         job = current_job()
 
         def seal() -> None:
-            outbox.seal(lambda failures: self._complete(message_id, run.outcome, failures, router))
+            attempt.sealed = True
+            outbox.seal(lambda failures: self._complete(ticket, run.outcome, failures, router))
 
         def on_timeout() -> None:
             if job is not None:
@@ -221,78 +223,50 @@ class Worker:
         deadline = WATCHDOG.arm(settings.message_timeout, on_timeout)
         run.run_here()
         deadline.cancel()
-        if not once.acquire(blocking=False):
-            return False
-        slot.release()
-        seal()
-        return False  # settled by _complete, once the broker confirmed every publish
+        if once.acquire(blocking=False):
+            seal()  # settled by _complete, once the broker confirmed every publish
 
     def _complete(
         self,
-        message_id: str,
+        ticket: Ticket,
         outcome: Outcome,
         failures: list[BaseException],
         router: EventRouter,
     ) -> None:
         """Decide the message's fate once every publish of it is confirmed (or failed)."""
-        if outcome.undelivered is not None or any(
-            not isinstance(f, UnroutableError) for f in failures
-        ):
-            reason = outcome.undelivered or next(
-                f for f in failures if not isinstance(f, UnroutableError)
-            )
-            _log.error(
-                "events_not_published_message_requeued", messageId=message_id, reason=str(reason)
-            )
-            self._settle_soon(message_id, "requeue")
-        elif failures:
-            # Returned as unroutable: say so in an error event, then reject (needs a thread
-            # that may wait for the broker, so not the I/O thread).
-            self._runners.submit(lambda: self._report_unroutable(message_id, failures, router))
-        else:
-            self._settle_soon(message_id, "reject" if outcome.failed else "ack")
+        try:
+            if outcome.undelivered is not None or any(
+                not isinstance(f, UnroutableError) for f in failures
+            ):
+                reason = outcome.undelivered or next(
+                    f for f in failures if not isinstance(f, UnroutableError)
+                )
+                _log.error(
+                    "events_not_published_message_requeued",
+                    messageId=ticket.message_id,
+                    reason=str(reason),
+                )
+                self._ledger.settle(ticket, "requeue")
+            elif failures:
+                # Returned as unroutable: say so in an error event, then reject (needs a
+                # thread that may wait for the broker, so not the I/O thread).
+                self._runners.submit(lambda: self._report_unroutable(ticket, failures, router))
+            else:
+                self._ledger.settle(ticket, "reject" if outcome.failed else "ack")
+        except Exception as exc:  # noqa: BLE001 - a bug here must not leave it unsettled
+            _log.error("delivery_failed", messageId=ticket.message_id, reason=repr(exc)[:500])
+            self._ledger.settle(ticket, "reject")
 
     def _report_unroutable(
-        self, message_id: str, failures: list[BaseException], router: EventRouter
+        self, ticket: Ticket, failures: list[BaseException], router: EventRouter
     ) -> None:
         verdict: Settlement = "reject"
         try:
             router.error_now(error_payload(DeliveryFailed("; ".join(str(f) for f in failures))))
         except Exception as exc:  # noqa: BLE001 - cannot even report: let it come back
-            _log.error("error_not_published", messageId=message_id, reason=str(exc))
+            _log.error("error_not_published", messageId=ticket.message_id, reason=str(exc))
             verdict = "requeue"
-        self._settle_soon(message_id, verdict)
-
-    def _settle_soon(self, message_id: str, verdict: Settlement) -> None:
-        self._broker.call_soon(lambda: self._settle_here(message_id, verdict))
-
-    def _settle_here(self, message_id: str, verdict: Settlement) -> None:
-        """On the I/O thread: settle the newest copy of the message, then count it done."""
-        try:
-            delivery: Delivery | None = self._dedup.latest(message_id)
-            while delivery is not None:
-                applied = self._broker.settle_here(delivery, verdict)
-                if not applied:
-                    _log.warning("settle_deferred_until_redelivery", verdict=verdict)
-                delivery = self._dedup.finish(message_id, verdict, delivery, applied)
-        finally:
-            self._done()
-
-    def _settle(self, message_id: str, verdict: Settlement) -> None:
-        """From a runner thread: settle and wait (bad input, before any publish)."""
-        delivery: Delivery | None = self._dedup.latest(message_id)
-        while delivery is not None:
-            applied = self._settle_once(delivery, verdict)
-            delivery = self._dedup.finish(message_id, verdict, delivery, applied)
-
-    def _settle_once(self, delivery: Delivery, verdict: Settlement) -> bool:
-        try:
-            applied: bool = self._broker.settle(delivery, verdict).wait(SETTLE_TIMEOUT)
-        except TransportError:
-            applied = False
-        if not applied:
-            _log.warning("settle_deferred_until_redelivery", verdict=verdict, tag=delivery.tag)
-        return applied
+        self._ledger.settle(ticket, verdict)
 
 
 def _raising(error: BaseException) -> Callable[..., Any]:
@@ -300,6 +274,17 @@ def _raising(error: BaseException) -> Callable[..., Any]:
         raise error
 
     return process
+
+
+class _Attempt:
+    """What the last resort needs to know of one message's way through the worker."""
+
+    __slots__ = ("router", "sealed", "ticket")
+
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+        self.router: EventRouter | None = None
+        self.sealed = False
 
 
 class _Slot:

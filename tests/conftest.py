@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import SAMPLE
+
+# CI runs the property-based tests with a fixed seed and a bounded count; run them longer
+# by hand with HYPOTHESIS_PROFILE=long (random seeds, many more examples).
+_SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+settings.register_profile(
+    "ci", max_examples=300, derandomize=True, database=None, deadline=None,
+    suppress_health_check=_SLOW_DATA,
+)  # fmt: skip
+settings.register_profile(
+    "long", max_examples=20_000, deadline=None, suppress_health_check=_SLOW_DATA
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -27,6 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from runtime import bounded
 from runtime.auth.errors import CredentialError
 from runtime.auth.profiles import PROFILES, ProviderProfile, profile_named
 from runtime.redact import SECRETS
@@ -156,9 +156,9 @@ class Credentials(BaseModel):
             if not value.strip():
                 return {}
             try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not a JSON object: {exc.msg}") from None
+                return bounded.loads(value, what="the text", limit=64 * 1024)
+            except bounded.OutOfBounds as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("expires_at", mode="before")

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from runtime import bounded
 from runtime.auth.credentials import Credentials, keys_version
 from runtime.auth.errors import KeysConflict
 from runtime.auth.file_lock import FileLock
@@ -34,6 +35,7 @@ from runtime.auth.locks import DEFAULT_WAIT
 from runtime.errors import ConfigError
 from runtime.redact import SECRETS
 
+FILE_LIMIT = 16 * 1024 * 1024
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -99,13 +101,13 @@ class CredentialsFile:
 
     def _read(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text("utf-8"))
+            data = bounded.loads(
+                self.path.read_bytes(), what=f"credentials file {self.path}", limit=FILE_LIMIT
+            )
         except FileNotFoundError:
             raise ConfigError(f"credentials file {self.path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"credentials file {self.path} is not valid JSON (line {exc.lineno}): {exc.msg}"
-            ) from None
+        except bounded.OutOfBounds as exc:
+            raise ConfigError(str(exc)) from None
         if not isinstance(data, dict):
             raise ConfigError(f"credentials file {self.path} must hold a JSON object of entries")
         return data

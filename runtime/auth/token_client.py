@@ -4,6 +4,10 @@ Transient failures (429, 5xx, network) are retried within a budget, honouring
 ``Retry-After``. A request whose outcome is unknown (sent, then the connection broke) is
 not sent again for providers that rotate refresh tokens without a grace period: the old
 refresh token may already be dead, and replaying it could revoke the whole token family.
+
+Answers are read within bounds: more than ``ANSWER_LIMIT`` bytes, an answer that does not
+finish in time, HTML, or JSON without an ``access_token`` is a ``TokenEndpointUnavailable``
+naming the endpoint's host, never a hang or a crash.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from urllib.parse import quote_plus, urlsplit
 
 import requests
 
+from runtime import bounded
 from runtime.auth.credentials import Credentials
 from runtime.auth.errors import (
     ClientMisconfigured,
@@ -23,10 +28,12 @@ from runtime.auth.errors import (
     TokenEndpointUnavailable,
 )
 from runtime.auth.retry import RetryBudget, retry_after_seconds
+from runtime.http_retry import describe_failure
 from runtime.log import get_logger
 from runtime.redact import SECRETS
 
 TOKEN_TIMEOUT = 30.0
+ANSWER_LIMIT = 1024 * 1024
 
 _REAUTH_ERRORS = frozenset(
     {"invalid_grant", "invalid_token", "interaction_required", "consent_required", "login_required"}
@@ -109,23 +116,31 @@ def request_token(
     while True:
         try:
             response = http.post(
-                credentials.token_url, data=fields, headers=headers, timeout=timeout
+                credentials.token_url, data=fields, headers=headers, timeout=timeout, stream=True
             )
         except requests.exceptions.RequestException as exc:
             if _may_resend(credentials, exc) and budget.wait(None):
                 continue
             raise TokenEndpointUnavailable(
-                f"could not reach the token endpoint at {host} for {_name(credentials)}: "
-                f"{type(exc).__name__}; try again later"
+                f"could not reach the token endpoint at {host} for {_name(credentials)} "
+                f"({describe_failure(exc)}); try again later"
             ) from None
         if response.status_code == 429 or response.status_code >= 500:
+            response.close()
             if budget.wait(retry_after_seconds(response.headers)):
                 continue
             raise TokenEndpointUnavailable(
                 f"the token endpoint at {host} answered {response.status_code} for "
                 f"{_name(credentials)} after retrying; try again later"
             )
-        return _read_answer(credentials, response, host)
+        what = f"the answer of the token endpoint at {host}"
+        try:
+            raw = bounded.read(response, what=what, limit=ANSWER_LIMIT, seconds=timeout)
+        except bounded.OutOfBounds as exc:
+            raise TokenEndpointUnavailable(
+                f"{exc}, refreshing {_name(credentials)}; check tokenUrl, or try again later"
+            ) from None
+        return _read_answer(credentials, response, raw, host)
 
 
 def _may_resend(credentials: Credentials, error: requests.exceptions.RequestException) -> bool:
@@ -144,9 +159,9 @@ def _refused(error: requests.exceptions.RequestException) -> bool:
 
 
 def _read_answer(
-    credentials: Credentials, response: requests.Response, host: str
+    credentials: Credentials, response: requests.Response, raw: bytes, host: str
 ) -> dict[str, Any]:
-    body = _json_object(response)
+    body = _json_object(raw, host)
     if response.ok:
         if body is None:
             kind = response.headers.get("Content-Type", "no content type")
@@ -181,10 +196,10 @@ def _read_answer(
     )
 
 
-def _json_object(response: requests.Response) -> dict[str, Any] | None:
+def _json_object(raw: bytes, host: str) -> dict[str, Any] | None:
     try:
-        body = response.json()
-    except ValueError:
+        body = bounded.loads(raw, what=f"the answer of the token endpoint at {host}")
+    except bounded.OutOfBounds:
         return None
     return body if isinstance(body, dict) else None
 

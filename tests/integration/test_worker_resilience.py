@@ -227,3 +227,17 @@ def test_a_broker_that_stays_away_ends_the_worker_after_the_deadline(step, amqp_
     proxy.down()
     assert worker.wait(timeout=30) == 1
     assert "stayed unreachable for 2 s" in worker.text
+
+
+@pytest.mark.parametrize("prefetch", [1, 10])
+def test_different_messages_sharing_a_message_id_all_run(step, prefetch):
+    harness = step("work", prefetch=prefetch)
+    worker = harness.start_worker()
+    for n in range(5):
+        harness.send({"n": n, "sleep": 0.3}, messageId="one-shared-id")
+    outputs = harness.take("message", 5, timeout=30)
+    assert sorted(o["payload"]["body"]["n"] for o in outputs) == [0, 1, 2, 3, 4]
+    wait_for(lambda: harness.queued() == 0)
+    worker.signal()
+    assert worker.wait() == 0
+    assert harness.queued() == 0  # none was left unacknowledged to come back

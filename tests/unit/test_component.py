@@ -238,6 +238,20 @@ def test_loading_a_step_imports_its_module_as_a_package_module(sample_component)
     assert callable(step.process)
 
 
+def test_two_components_with_the_same_package_names_load_side_by_side(tmp_path):
+    steps = {
+        "steps/__init__.py": "",
+        "steps/a.py": "WHO = {who!r}\n" + "def process(c, m, f, s):\n    return WHO\n",
+    }
+    roots = []
+    for who in ("first", "second"):
+        files = {name: text.format(who=who) for name, text in steps.items()}
+        spec = {"title": who, "actions": {"a": {"main": "./steps/a.py"}}}
+        roots.append(write_component(tmp_path / who, spec, files))
+    loaded = [load_step(load_component(root), "a") for root in roots]
+    assert [step.process(None, None, None, None) for step in loaded] == ["first", "second"]
+
+
 @pytest.mark.parametrize(
     ("source", "reason"),
     [

@@ -53,7 +53,7 @@ def test_reply_to_is_copied_into_the_message_headers():
             base64.b64encode(MessageCipher("other", "iv=any16_symbols").encrypt(b"{}")),
             "cannot be decrypted",
         ),
-        (base64.b64encode(CIPHER.encrypt(b"not json")), "not JSON"),
+        (base64.b64encode(CIPHER.encrypt(b"not json")), "not valid JSON"),
         (encode([1, 2], CIPHER), "not a JSON object"),
         (b"", "empty"),
     ],

@@ -1,0 +1,307 @@
+"""The worker's core rules, in milliseconds, with the broker in memory (tests/fakes.py).
+
+Settlement, redelivery, bounded requeues, the last resort, event routing and key saving;
+the same rules run against a real RabbitMQ in tests/integration.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runtime.auth.credentials import keys_version
+from runtime.auth.errors import KeysConflict
+from runtime.component import load_component
+from runtime.crypto import MessageCipher
+from runtime.events import KeysUpdate
+from runtime.keys import KeySaver, KeysNotSaved
+from runtime.platform_api import PlatformApiError
+from runtime.publisher import Publisher
+from runtime.settings import Settings
+from runtime.settlement import MAX_REQUEUES
+from runtime.step_state import StepState
+from runtime.steps import load_step
+from runtime.wire import decode_value, encode
+from runtime.worker import Worker
+from tests.fakes import FakePlatformApi, MemoryBroker, transport_failure
+from tests.helpers import FIXTURES
+
+CIPHER = MessageCipher("worker-core-password", "0123456789abcdef")
+ENV = {
+    "ELASTICIO_FLOW_ID": "flow",
+    "ELASTICIO_EXEC_ID": "exec",
+    "ELASTICIO_STEP_ID": "step_2",
+    "ELASTICIO_CONTAINER_ID": "container",
+    "ELASTICIO_WORKSPACE_ID": "workspace",
+    "ELASTICIO_USER_ID": "user",
+    "ELASTICIO_COMP_ID": "component",
+    "ELASTICIO_API_URI": "http://127.0.0.1:9",
+    "ELASTICIO_API_USERNAME": "task-user",
+    "ELASTICIO_API_KEY": "task-api-key",
+    "ELASTICIO_AMQP_URI": "amqp://guest:guest@127.0.0.1:9/",
+    "ELASTICIO_LISTEN_MESSAGES_ON": "queue",
+    "ELASTICIO_PUBLISH_MESSAGES_TO": "exchange",
+    "ELASTICIO_DATA_ROUTING_KEY": "data",
+    "ELASTICIO_ERROR_ROUTING_KEY": "error",
+    "ELASTICIO_REBOUND_ROUTING_KEY": "rebound",
+    "ELASTICIO_SNAPSHOT_ROUTING_KEY": "snapshot",
+    "ELASTICIO_MESSAGE_CRYPTO_PASSWORD": "worker-core-password",
+    "ELASTICIO_MESSAGE_CRYPTO_IV": "0123456789abcdef",
+    "ELASTICIO_DATA_RATE_LIMIT": "100000",
+    "ELASTICIO_ERROR_RATE_LIMIT": "100000",
+    "ELASTICIO_SNAPSHOT_RATE_LIMIT": "100000",
+}
+COMPONENT = load_component(FIXTURES / "flowsteps")
+
+
+@pytest.fixture
+def broker():
+    return MemoryBroker()
+
+
+def worker_for(broker, function, *, prefetch=1, config=None, api=None, **env):
+    settings = Settings.from_env(
+        {**ENV, "ELASTICIO_FUNCTION": function, "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(prefetch),
+         **{f"ELASTICIO_{k.upper()}": v for k, v in env.items()}}
+    )  # fmt: skip
+    worker = Worker(
+        settings=settings,
+        component=COMPONENT,
+        step=load_step(COMPONENT, function),
+        broker=broker,
+        api=api or FakePlatformApi(),
+        state=StepState({"config": config or {}}),
+        cipher=CIPHER,
+    )
+    broker.on_delivery = worker.on_delivery
+    return worker
+
+
+def message(body, message_id="m-1"):
+    return encode({"body": body, "headers": {}}, CIPHER, 1), {
+        "messageId": message_id,
+        "protocolVersion": 1,
+    }
+
+
+def bodies(broker, routing_key="data"):
+    return [decode_value(p.body, CIPHER, 1)["body"] for p in broker.routed(routing_key)]
+
+
+def settled(broker, worker, deliveries, timeout=10.0):
+    broker.drain()  # the deliveries were received
+    assert worker.wait_idle(timeout)
+    broker.drain()  # their settles were performed
+    return [broker.verdict(d) for d in deliveries]
+
+
+@pytest.mark.parametrize("prefetch", [1, 10])
+def test_different_messages_sharing_a_message_id_all_run_and_are_all_acked(broker, prefetch):
+    worker = worker_for(broker, "work", prefetch=prefetch)
+    deliveries = [
+        broker.deliver(*message({"n": n, "sleep": 0.3}, message_id="one-id")) for n in range(5)
+    ]
+    assert settled(broker, worker, deliveries) == ["ack"] * 5
+    assert sorted(b["n"] for b in bodies(broker)) == [0, 1, 2, 3, 4]
+
+
+def test_a_true_redelivery_of_a_running_message_runs_once_and_its_live_copy_is_acked(broker):
+    worker = worker_for(broker, "work")
+    body, headers = message({"sleep": 0.4})
+    first = broker.deliver(body, headers)
+    broker.reconnect()  # the connection dropped: the broker hands the message over again
+    second = broker.deliver(body, headers, redelivered=True)
+    assert settled(broker, worker, [first, second]) == [None, "ack"]
+    assert len(bodies(broker)) == 1
+
+
+def test_a_message_finished_while_disconnected_is_acked_on_redelivery_without_running(broker):
+    worker = worker_for(broker, "work")
+    body, headers = message({"sleep": 0.2})
+    first = broker.deliver(body, headers)
+    broker.reconnect()
+    assert settled(broker, worker, [first]) == [None]  # its connection is gone
+    again = broker.deliver(body, headers, redelivered=True)
+    broker.wait_for(lambda: broker.verdict(again) is not None)
+    assert broker.verdict(again) == "ack"
+    assert len(bodies(broker)) == 1  # it provably ran before: not run twice
+
+
+def test_a_redelivered_message_with_other_bytes_is_another_message(broker):
+    worker = worker_for(broker, "work")
+    first = broker.deliver(*message({"n": 1, "sleep": 0.3}))
+    other = broker.deliver(*message({"n": 2}), redelivered=True)
+    assert settled(broker, worker, [first, other]) == ["ack", "ack"]
+    assert sorted(b["n"] for b in bodies(broker)) == [1, 2]
+
+
+def test_requeues_of_a_message_whose_events_cannot_be_published_are_bounded(broker):
+    broker.refuse = lambda key, body: transport_failure() if key == "data" else None
+    worker = worker_for(broker, "work")
+    body, headers = message({"n": 1})
+    verdicts = [settled(broker, worker, [broker.deliver(body, headers)])[0]]
+    while verdicts[-1] == "requeue" and len(verdicts) < 20:
+        again = broker.deliver(body, headers, redelivered=True)
+        verdicts.append(settled(broker, worker, [again])[0])
+    assert verdicts == ["requeue"] * MAX_REQUEUES + ["reject"]
+
+
+def test_a_broker_delivery_count_bounds_requeues_too(broker):
+    broker.refuse = lambda key, body: transport_failure() if key == "data" else None
+    worker = worker_for(broker, "work")
+    body, headers = message({"n": 1})
+    delivery = broker.deliver(body, {**headers, "x-delivery-count": MAX_REQUEUES})
+    assert settled(broker, worker, [delivery]) == ["reject"]
+
+
+def test_an_unexpected_failure_before_the_step_is_reported_and_rejected(broker, monkeypatch):
+    def broken(_message):
+        raise RuntimeError("a bug in the runtime")
+
+    monkeypatch.setattr("runtime.worker.references_objects", broken)
+    worker = worker_for(broker, "work")
+    first = broker.deliver(*message({"n": 1}, "m-1"))
+    assert settled(broker, worker, [first]) == ["reject"]
+    [error] = broker.routed("error")
+    envelope = json.loads(error.body)
+    assert "a bug in the runtime" in decode_value(envelope["error"].encode(), CIPHER, 1)["message"]
+    assert decode_value(envelope["errorInput"].encode(), CIPHER, 1)["body"] == {"n": 1}
+    monkeypatch.undo()
+    after = broker.deliver(*message({"n": 2}, "m-2"))
+    assert settled(broker, worker, [after]) == ["ack"]
+
+
+def test_an_unexpected_failure_while_reading_is_rejected_and_the_next_message_runs(
+    broker, monkeypatch
+):
+    calls = []
+
+    def decode(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RecursionError("maximum recursion depth exceeded")
+        from runtime.wire import decode as real
+
+        return real(*args)
+
+    monkeypatch.setattr("runtime.worker.decode", decode)
+    worker = worker_for(broker, "work")
+    first = broker.deliver(*message({"n": 1}, "m-1"))
+    second = broker.deliver(*message({"n": 2}, "m-2"))
+    assert settled(broker, worker, [first, second]) == ["reject", "ack"]
+    assert bodies(broker) == [{"n": 2}]
+
+
+def test_a_message_nested_thousands_of_levels_deep_is_rejected_and_the_next_runs(broker):
+    worker = worker_for(broker, "work")
+    nested = CIPHER.encrypt(b'{"body": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    first = broker.deliver(nested, {"messageId": "deep", "protocolVersion": 2})
+    second = broker.deliver(*message({"n": 2}, "m-2"))
+    assert settled(broker, worker, [first, second]) == ["reject", "ack"]
+
+
+def test_a_message_without_message_id_is_rejected_at_once(broker):
+    worker = worker_for(broker, "work")
+    body, _ = message({"n": 1})
+    delivery = broker.deliver(body, {"protocolVersion": 1})
+    broker.wait_for(lambda: broker.verdict(delivery) is not None)
+    assert broker.verdict(delivery) == "reject"
+    assert worker.wait_idle(1)
+
+
+def test_each_event_goes_to_its_routing_key(broker):
+    worker = worker_for(broker, "everything")
+    delivery = broker.deliver(*message({"n": 0}))
+    assert settled(broker, worker, [delivery]) == ["ack"]
+    assert bodies(broker) == [{"n": 1}, {"n": 2}]
+    data = broker.routed("data")
+    assert data[1].properties.headers["messageId"] == "fixed-id"
+    assert data[0].properties.headers["parentMessageId"] == "m-1"
+    snapshots = [json.loads(p.body) for p in broker.routed("snapshot")]
+    assert snapshots == [{"seen": 1}, {"more": True}]
+
+
+def test_an_error_before_end_rejects_with_the_input_in_the_error_event(broker):
+    worker = worker_for(broker, "fail")
+    delivery = broker.deliver(*message({"n": 3}))
+    assert settled(broker, worker, [delivery]) == ["reject"]
+    envelope = json.loads(broker.routed("error")[0].body)
+    assert decode_value(envelope["errorInput"].encode(), CIPHER, 1)["body"] == {"n": 3}
+
+
+def test_step_keys_are_saved_to_the_account_then_used_by_the_next_message(broker):
+    api = FakePlatformApi()
+    worker = worker_for(
+        broker, "keys", config={"apiKey": "first-key-0000", "_account": "acc-1"}, api=api
+    )
+    deliveries = [broker.deliver(*message({}, f"m-{n}")) for n in range(2)]
+    assert settled(broker, worker, deliveries) == ["ack", "ack"]
+    assert [account for account, _keys, _replaces in api.saved] == ["acc-1", "acc-1"]
+    assert bodies(broker) == [
+        {"apiKeyAtStart": "first-key-0000"},
+        {"apiKeyAtStart": "rotated-key-0001"},
+    ]
+
+
+def test_step_keys_with_nowhere_to_go_fail_the_message(broker):
+    worker = worker_for(broker, "keys", config={"apiKey": "first-key-0000"})
+    delivery = broker.deliver(*message({}))
+    assert settled(broker, worker, [delivery]) == ["reject"]
+    envelope = json.loads(broker.routed("error")[0].body)
+    error = decode_value(envelope["error"].encode(), CIPHER, 1)
+    assert "updateKeys has nowhere to go" in error["message"]
+
+
+class _ComparingApi(FakePlatformApi):
+    """Holds keys and compares like the local platform: 412 when they are not the replaced."""
+
+    def update_account(self, account_id, keys, *, replaces=None):
+        held = keys_version(self.config)
+        if replaces is not None and held not in (replaces, keys_version(keys)):
+            raise PlatformApiError("precondition failed", 412)
+        super().update_account(account_id, keys, replaces=replaces)
+
+
+def _saver(api):
+    settings = Settings.from_env({**ENV, "ELASTICIO_FUNCTION": "keys"})
+    state = StepState({"config": {"_account": "acc"}})
+    return KeySaver(settings, state, api, Publisher(MemoryBroker(), settings), CIPHER)
+
+
+def test_saving_keys_compares_with_what_the_account_holds():
+    old = {"refreshToken": "rt-old", "accessToken": "at-old"}
+    api = _ComparingApi({**old})
+    saver = _saver(api)
+    mine = KeysUpdate(
+        {"refreshToken": "rt-mine", "accessToken": "at-m"}, replaces=keys_version(old)
+    )
+    saver.save(mine, {"_account": "acc"}, {})
+    assert api.config["refreshToken"] == "rt-mine"
+    late = KeysUpdate(
+        {"refreshToken": "rt-late", "accessToken": "at-l"}, replaces=keys_version(old)
+    )
+    with pytest.raises(KeysConflict, match="holds keys another process saved"):
+        saver.save(late, {"_account": "acc"}, {})
+    assert api.config["refreshToken"] == "rt-mine"  # not overwritten
+    saver.save(mine, {"_account": "acc"}, {})  # the same save again is fine
+
+
+def test_a_platform_computing_its_own_versions_still_gets_the_keys():
+    class Strict(FakePlatformApi):
+        def update_account(self, account_id, keys, *, replaces=None):
+            if replaces is not None:
+                raise PlatformApiError("precondition failed", 412)
+            super().update_account(account_id, keys)
+
+    old = {"refreshToken": "rt-old"}
+    api = Strict({**old})
+    _saver(api).save(KeysUpdate({"refreshToken": "rt-new"}, replaces=keys_version(old)), {}, {})
+    assert api.config["refreshToken"] == "rt-new"
+
+
+def test_keys_not_saved_anywhere_are_an_error():
+    api = FakePlatformApi()
+    api.refuse_saves = True
+    with pytest.raises(KeysNotSaved, match="accounts service unavailable"):
+        _saver(api).save({"refreshToken": "rt-x"}, {"_account": "acc"}, {})
