@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from runtime import StepError, bounded
+from runtime import Context, StepError, bounded
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 READ_SECONDS = 300.0
@@ -83,10 +83,10 @@ def snippet(raw: bytes, size: int = 300) -> str:
     return text + ("…" if len(raw) > size else "")
 
 
-def tenant_header(ctx: Any, tenant: str | None) -> dict[str, str]:
+def tenant_header(ctx: Context, tenant: str | None) -> dict[str, str]:
     """The provider's tenant header (Xero-Tenant-Id) for a tenant chosen in the step."""
     if not tenant:
         return {}
-    profile = getattr(getattr(ctx.http, "credentials", None), "profile", None)
+    profile = ctx.http.credentials.profile
     names = list(profile.header_fields) if profile is not None and profile.header_fields else []
     return {names[0] if names else "X-Tenant-Id": tenant}

@@ -20,7 +20,7 @@ def tenants(ctx: Context, cfg: dict[str, Any]) -> dict[str, str]:
     provider = str(cfg.get("provider") or "").lower()
     path = XERO_CONNECTIONS if provider == "xero" else str(cfg.get("tenantsPath") or "/tenants")
     response = ctx.http.get(path)
-    ctx.http.check(response)  # type: ignore[attr-defined]
+    ctx.http.check(response)
     listed = response.json()
     if isinstance(listed, dict):
         listed = listed.get("items") or listed.get("tenants") or []
@@ -39,7 +39,7 @@ def tenants(ctx: Context, cfg: dict[str, Any]) -> dict[str, str]:
 def objects(ctx: Context, cfg: dict[str, Any]) -> dict[str, str]:
     version = str(cfg.get("apiVersion") or SALESFORCE_API_VERSION)
     response = ctx.http.get(f"/services/data/{version}/sobjects")
-    ctx.http.check(response)  # type: ignore[attr-defined]
+    ctx.http.check(response)
     return {
         str(item["name"]): str(item.get("label") or item["name"])
         for item in response.json().get("sobjects", [])

@@ -9,7 +9,18 @@ IMPORTED_AT = time.monotonic()
 """When the runtime was first imported: start-up times are measured from here."""
 
 from runtime.context import Context  # noqa: E402
-from runtime.errors import AuthError, InvalidInput, StepError  # noqa: E402
-from runtime.events import Event, Message  # noqa: E402
+from runtime.errors import AuthError, InvalidInput, StepCancelled, StepError  # noqa: E402
+from runtime.events import Event, EventKind, Message  # noqa: E402
+from runtime.executor import Outcome  # noqa: E402
 
-__all__ = ["AuthError", "Context", "Event", "InvalidInput", "Message", "StepError"]
+__all__ = [
+    "AuthError",
+    "Context",
+    "Event",
+    "EventKind",
+    "InvalidInput",
+    "Message",
+    "Outcome",
+    "StepCancelled",
+    "StepError",
+]

@@ -16,6 +16,7 @@ does nothing: the broker requeues those messages and delivers them again.
 from __future__ import annotations
 
 import collections
+import math
 import socket
 import threading
 import time
@@ -43,20 +44,39 @@ from runtime.transport import (
 )
 
 _COALESCE_LIMIT = 256 * 1024
+COALESCING_PIKA_VERSIONS = ("1.3.", "1.4.")
+"""pika releases whose private send loop the coalescing patch was written against."""
 
 
-def _install_coalescing_writes() -> None:
-    """Send pika's queued frames in one ``send()`` instead of one per frame.
+def coalescing_applies() -> bool:
+    """Whether this pika has the private send loop the patch expects (version and shape)."""
+    transport = getattr(io_services_utils, "_AsyncTransportBase", None)
+    produce = getattr(transport, "_produce", None)
+    return (
+        pika.__version__.startswith(COALESCING_PIKA_VERSIONS)
+        and callable(produce)
+        and "_tx_buffers" in getattr(getattr(produce, "__code__", None), "co_names", ())
+    ) or bool(getattr(produce, "coalescing", False))
+
+
+def _install_coalescing_writes() -> bool:
+    """Send pika's queued frames in one ``send()`` instead of one per frame; True if on.
 
     pika queues every frame (a publish is three, an ack one) and, once the socket is
     writable, sends them one system call each; under load that was a quarter of the I/O
     thread's time. Joining the small ones first sends the same bytes, in the same order,
     in far fewer calls. Only the send loop's input changes; its bookkeeping is pika's own.
+    It replaces a private method, so it is installed only by a ``Broker`` (not on import),
+    only for the pika releases it was checked against, and only while that method still
+    reads ``self._tx_buffers``; otherwise pika sends as it always does.
     """
+    if not coalescing_applies():
+        _log.warning("frame_coalescing_off", pika=pika.__version__)
+        return False
     transport = io_services_utils._AsyncTransportBase
     original = transport._produce
     if getattr(original, "coalescing", False):
-        return
+        return True
 
     def produce(self: Any) -> None:
         buffers = self._tx_buffers
@@ -72,9 +92,8 @@ def _install_coalescing_writes() -> None:
 
     produce.coalescing = True  # type: ignore[attr-defined]
     transport._produce = produce
+    return True
 
-
-_install_coalescing_writes()
 
 OnDelivery = Callable[[Delivery], None]
 """Called on the I/O thread for each delivery: must hand it off and return at once."""
@@ -94,6 +113,20 @@ class Reconnect:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1)))
+
+
+@dataclass(frozen=True)
+class PublishRetry:
+    """How a publish the broker refused (nack) is sent again, as the sailor's settings say:
+    after ``min(delay·2^i, max_delay)`` seconds, at most ``attempts`` times (within the
+    publish's own deadline either way)."""
+
+    delay: float = 0.1
+    attempts: float = math.inf
+    max_delay: float = 300.0
+
+    def wait(self, attempt: int) -> float:
+        return float(min(self.max_delay, self.delay * 2 ** max(0, attempt - 1)))
 
 
 @dataclass
@@ -173,6 +206,7 @@ class Broker:
         name: connection names are ``{name}-read`` and ``{name}-write``.
         reconnect: back-off and deadline for lost connections.
         on_fatal: called once if the broker stays unreachable past the deadline.
+        publish_retry: how publishes the broker refused are sent again.
     """
 
     def __init__(
@@ -185,8 +219,11 @@ class Broker:
         name: str | None = None,
         reconnect: Reconnect | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
+        publish_retry: PublishRetry | None = None,
     ) -> None:
+        _install_coalescing_writes()
         self._parameters = pika.URLParameters(url)
+        self._publish_retry = publish_retry or PublishRetry()
         self._queue = queue
         self._prefetch = prefetch
         self._on_delivery = on_delivery
@@ -611,7 +648,7 @@ class Broker:
             if pending is None:
                 continue
             if not acked:
-                self._outbox.append(pending)  # the broker could not take it: send again
+                self._send_again_later(pending)  # the broker could not take it
             elif pending.returned is not None:
                 pending.confirmation.fail(
                     UnroutableError(
@@ -622,8 +659,20 @@ class Broker:
                 )
             else:
                 pending.confirmation.resolve()
-        if not acked:
-            self._loop.call_later(0.1, self._flush)
+
+    def _send_again_later(self, pending: _Pending) -> None:
+        retry = self._publish_retry
+        if pending.attempts > retry.attempts:
+            pending.confirmation.fail(
+                TransportError(f"the broker refused the publish {pending.attempts} times")
+            )
+            return
+
+        def again() -> None:
+            self._outbox.append(pending)
+            self._flush()
+
+        self._loop.call_later(retry.wait(pending.attempts), again)
 
     def _on_return(
         self,

@@ -1,25 +1,35 @@
-"""The ``ctx`` a step receives: ``emit``, ``http``, ``log`` and the flow's variables."""
+"""The ``ctx`` a step receives: ``emit``, ``http``, ``log`` and the flow's variables.
+
+What the runtime does to a context (stopping it when its step runs too long, closing its
+session when the step ends) are functions of this module, ``cancel`` and ``release``, not
+methods: a step sees only what it may use.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from structlog.typing import FilteringBoundLogger
 
 from runtime.errors import StepCancelled
-from runtime.events import Event, normalise
+from runtime.events import Event, EventKind, normalise
+
+if TYPE_CHECKING:
+    from runtime.auth.session import AuthorizedSession
 
 Deliver = Callable[[Event], None]
 """Hands one event to the runtime; returns once it is delivered, raises if it could not be."""
 
-HttpFactory = Callable[["Context"], requests.Session]
+HttpFactory = Callable[["Context"], "AuthorizedSession"]
 """Builds the session a step uses for API calls, bound to the step's credentials."""
 
 
-def plain_session(_ctx: Context) -> requests.Session:
-    return requests.Session()
+def plain_session(_ctx: Context) -> AuthorizedSession:
+    """A session without a credential, for contexts that were given no factory."""
+    from runtime.auth.session import AuthorizedSession
+
+    return AuthorizedSession({"type": "none"})
 
 
 class Context:
@@ -37,14 +47,14 @@ class Context:
     ) -> None:
         self._deliver = deliver
         self._http_factory = http_factory or plain_session
-        self._http: requests.Session | None = None
+        self._http: AuthorizedSession | None = None
         self._cancelled = False
         self.log = log
         self.cfg: Mapping[str, Any] = cfg or {}
         self.flow_variables: Mapping[str, Any] = dict(flow_variables or {})
         self.step = step
 
-    def emit(self, event: str, payload: Any = None) -> None:
+    def emit(self, event: EventKind, payload: Any = None) -> None:
         """Emit one of the platform's events; returns once the runtime has taken it.
 
         In the worker, data and the other publishing events return once handed to the
@@ -67,7 +77,7 @@ class Context:
         self._deliver(normalise(event, payload))
 
     @property
-    def http(self) -> requests.Session:
+    def http(self) -> AuthorizedSession:
         """A ``requests`` session for API calls, signed with the step's credentials."""
         if self._http is None:
             self._http = self._http_factory(self)
@@ -78,10 +88,13 @@ class Context:
         """True once the step ran past its time limit; long loops may check it to stop early."""
         return self._cancelled
 
-    def cancel(self) -> None:
-        self._cancelled = True
 
-    def release(self) -> None:
-        """Close the step's session (a shared connection pool outlives it)."""
-        if self._http is not None:
-            self._http.close()
+def cancel(ctx: Context) -> None:
+    """Stop a context whose step ran too long: its later emits raise ``StepCancelled``."""
+    ctx._cancelled = True
+
+
+def release(ctx: Context) -> None:
+    """Close the context's session once its step ended (a shared pool outlives it)."""
+    if ctx._http is not None:
+        ctx._http.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 
-from runtime.context import Context, HttpFactory
+from runtime.context import Context, HttpFactory, cancel, release
 from runtime.errors import StepCancelled, StepError
 from runtime.events import Event, Message, error_payload
 from runtime.log import get_logger
@@ -126,7 +126,7 @@ class StepRun:
             if self._closed:
                 return False
             self._closed = True
-            self.ctx.cancel()
+            cancel(self.ctx)
             self.outcome.timed_out = True
             self._close_with(Event("error", error_payload(StepTimedOut(self._step, timeout))))
         return True
@@ -161,7 +161,7 @@ class StepRun:
         except Exception as exc:  # noqa: BLE001 - the caller decides what an undelivered end means
             self.outcome.undelivered = exc
         finally:
-            self.ctx.release()
+            release(self.ctx)
             with _FINISHING:
                 self._finished = True
                 event = self._finished_event

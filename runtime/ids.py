@@ -2,7 +2,8 @@
 
 ``uuid.uuid4()`` reads 16 bytes from ``os.urandom`` every time, which on the worker's hot
 path cost more than encrypting a small message. Message ids need to be unique, not secret,
-so a Mersenne Twister seeded from the OS once is enough.
+so a Mersenne Twister seeded from the OS is enough: once at import, and again in every
+child after ``fork``, which would otherwise repeat its parent's ids.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import random
 
 _random = random.Random(os.urandom(32))  # noqa: S311 - unique, not secret
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 _VERSION_4 = 0x4000 << 64
 _VARIANT_RFC = 0x8000 << 48
 _CLEAR = ~((0xF000 << 64) | (0xC000 << 48))

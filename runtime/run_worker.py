@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from runtime import IMPORTED_AT, log
-from runtime.amqp import Broker, Reconnect
+from runtime.amqp import Broker, PublishRetry, Reconnect
 from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
 from runtime.component import component_root, load_component
 from runtime.crypto import MessageCipher
@@ -148,6 +148,11 @@ class _Run:
                 deadline=settings.amqp_reconnect_deadline,
             ),
             on_fatal=self._on_fatal,
+            publish_retry=PublishRetry(
+                delay=settings.amqp_publish_retry_delay / 1000,
+                attempts=settings.amqp_publish_retry_attempts,
+                max_delay=settings.amqp_publish_max_retry_delay / 1000,
+            ),
         )
 
     def _deliver(self, delivery: Delivery) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.step_http import session_factory
 from runtime.component import Component
-from runtime.context import Context
+from runtime.context import Context, release
 from runtime.errors import ComponentError, InvalidInput
 from runtime.events import Event
 from runtime.log import get_logger
@@ -79,7 +79,7 @@ def verify_credentials(
     try:
         result = _settle(verify(ctx, dict(cfg)))
     finally:
-        ctx.release()
+        release(ctx)
     return _verdict(result)
 
 
@@ -138,7 +138,7 @@ def _call_step_function(
     try:
         return _settle(function(ctx, dict(cfg)))
     finally:
-        ctx.release()
+        release(ctx)
 
 
 def _settle(result: Any) -> Any:

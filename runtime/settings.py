@@ -1,9 +1,20 @@
 """The worker's settings: every ``ELASTICIO_*`` variable of the Node.js sailor, and a few more.
 
-Read with ``Settings.from_env(os.environ)`` (tests pass a dict). Unlike the Node.js sailor,
-a boolean is only ``true/false/1/0/yes/no`` (there, any string but "false" is true), a
-number that does not parse is an error rather than silently the default, and every missing
-or malformed variable is reported in one message.
+Read with ``Settings.from_env(os.environ)`` (tests pass a dict): the variables' text goes
+through pydantic's lax validation, so numbers, booleans and choices are parsed by the
+model's own types. Unlike the Node.js sailor, a boolean is only ``true/false/1/0/yes/no/
+on/off`` or empty (there, any string but "false" is true), a number that does not parse is
+an error rather than silently the default, and every missing or malformed variable is
+reported in one message.
+
+Accepted and ignored, as the Node.js sailor 2.7.8 does or because the worker has a better
+mechanism for the same job:
+
+* ``ELASTICIO_WAIT_MESSAGES_TIMEOUT``: no reader in the sailor either (a leftover of its
+  old polling consumer).
+* ``ELASTICIO_PROCESS_AMQP_DRAIN``: the sailor waits for amqplib's ``drain`` event when the
+  socket buffer is full; here publishes are confirmed by the broker and a step's emits wait
+  once 64 of its publishes are unconfirmed, which bounds memory the same way.
 """
 
 from __future__ import annotations
@@ -13,9 +24,17 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from runtime.errors import ConfigError
 from runtime.redact import SECRETS
@@ -32,8 +51,27 @@ REQUIRED_FOR_MESSAGES: Final = (
     "MESSAGE_CRYPTO_IV", "MESSAGE_CRYPTO_PASSWORD",
 )  # fmt: skip
 
-_TRUE = frozenset({"true", "1", "yes", "y", "on"})
-_FALSE = frozenset({"false", "0", "no", "n", "off", ""})
+
+def _empty_is_false(value: Any) -> Any:
+    return False if isinstance(value, str) and not value.strip() else value
+
+
+def _number_text(value: Any) -> Any:
+    """``"2"`` for a numeric choice: lax mode does not parse text into an int literal."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+EnvBool = Annotated[bool, BeforeValidator(_empty_is_false)]
+Positive = Annotated[int, Field(gt=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
+_BOOLEAN = TypeAdapter(EnvBool)
 
 
 class Settings(BaseModel):
@@ -65,58 +103,60 @@ class Settings(BaseModel):
     message_crypto_password: str = ""
     # optional, with the Node.js sailor's defaults
     component_path: str = ""
-    rabbitmq_prefetch_sailor: int = 1
-    startup_required: bool = False
-    hook_shutdown: bool = False
+    rabbitmq_prefetch_sailor: Positive = 1
+    startup_required: EnvBool = False
+    hook_shutdown: EnvBool = False
     api_request_retry_attempts: int = 3
     api_request_retry_delay: int = 100
     data_rate_limit: int = 10
     error_rate_limit: int = 2
     snapshot_rate_limit: int = 2
-    rate_interval: int = 100
-    process_amqp_drain: bool = True
+    rate_interval: Positive = 100
+    process_amqp_drain: EnvBool = True
+    """Accepted and ignored (see the module's docstring)."""
     amqp_publish_retry_delay: int = 100
     amqp_publish_retry_attempts: float = math.inf
     amqp_publish_max_retry_delay: int = 300_000
-    amqp_persistent_messages: bool = False
-    outgoing_message_size_limit: int = 10_485_760
-    no_self_passtrhough: bool = False
-    protocol_version: Literal[1, 2] = 1
-    no_error_replies: bool = False
+    amqp_persistent_messages: EnvBool = False
+    outgoing_message_size_limit: Positive = 10_485_760
+    no_self_passtrhough: EnvBool = False
+    protocol_version: Annotated[Literal[1, 2], BeforeValidator(_number_text)] = 1
+    no_error_replies: EnvBool = False
     input_format: Literal["default", "error"] = "default"
-    object_storage_uri: str | None = None
-    object_storage_token: str | None = None
+    object_storage_uri: OptionalText = None
+    object_storage_token: OptionalText = None
     object_storage_size_threshold: int = 1_048_576
-    emit_lightweight_message: bool = False
+    emit_lightweight_message: EnvBool = False
     amqp_reconnect_attempts: int = 3
     amqp_reconnect_timeout: int = 100
     wait_messages_timeout: int = 50
+    """Accepted and ignored (see the module's docstring)."""
     rebound_initial_expiration: int = 15_000
     rebound_limit: int = 20
     # ours
-    incoming_message_size_limit: int = 10_485_760
+    incoming_message_size_limit: Positive = 10_485_760
     """Larger message bodies (as they travel, encrypted) are rejected unread; the default is
     what another step may send (the sailor's OUTGOING_MESSAGE_SIZE_LIMIT)."""
-    consumer_thread_pool_size: int = 0
+    consumer_thread_pool_size: Annotated[int, Field(ge=0)] = 0
     """Steps run at once; 0 means the prefetch."""
-    message_timeout: float = 1800.0
+    message_timeout: PositiveSeconds = 1800.0
     """Seconds one message may take before its step is stopped with an error."""
-    shutdown_timeout: float = 60.0
+    shutdown_timeout: PositiveSeconds = 60.0
     """Seconds a SIGTERM waits for messages in flight before closing anyway."""
-    publish_timeout: float = 60.0
+    publish_timeout: PositiveSeconds = 60.0
     """Seconds to wait for the broker to confirm one publish (reconnects included)."""
     amqp_reconnect_deadline: float = 300.0
     """Seconds the worker keeps reconnecting to a lost broker before exiting with code 1."""
     health_file: str = str(Path(tempfile.gettempdir()) / "runtime-worker.health")
     """Touched every second while the worker consumes; ``python -m runtime health`` reads it."""
-    update_keys_routing_key: str | None = None
+    update_keys_routing_key: OptionalText = None
     """Where ``updateKeys`` are also published, encrypted (the local platform consumes it)."""
-    credential_lock_url: str | None = None
+    credential_lock_url: OptionalText = None
     """How replicas sharing a credential refresh one at a time: ``redis://HOST:PORT/DB``
     (several machines), ``file:///DIR`` (one machine); unset: this process only."""
-    credential_lock_lease: float = 45.0
+    credential_lock_lease: PositiveSeconds = 45.0
     """Seconds a Redis lock outlives a holder that died (it is renewed while held)."""
-    credential_lock_timeout: float = 60.0
+    credential_lock_timeout: PositiveSeconds = 60.0
     """Seconds a refresh waits for the lock before failing with a retryable error."""
     additional_vars: dict[str, str | None] = {}
     """``ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS``: headers, camel-cased names."""
@@ -124,6 +164,13 @@ class Settings(BaseModel):
     @property
     def thread_pool_size(self) -> int:
         return self.consumer_thread_pool_size or self.rabbitmq_prefetch_sailor
+
+    @field_validator("message_crypto_iv")
+    @classmethod
+    def _sixteen_bytes(cls, value: str) -> str:
+        if value and len(value.encode()) != 16:
+            raise ValueError("must be exactly 16 bytes")
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -133,25 +180,24 @@ class Settings(BaseModel):
             ConfigError: listing every missing required variable and every malformed value.
         """
         problems: list[str] = []
-        values: dict[str, Any] = {}
-        hook_shutdown = _boolean(env, "HOOK_SHUTDOWN", problems) is True
-        required = REQUIRED_ALWAYS + ((), REQUIRED_FOR_MESSAGES)[not hook_shutdown]
+        required = REQUIRED_ALWAYS + ((), REQUIRED_FOR_MESSAGES)[not _hook_shutdown(env)]
         missing = [PREFIX + key for key in required if not env.get(PREFIX + key)]
         if missing:
-            problems.insert(0, "missing required variables: " + ", ".join(missing))
-        for name, field in cls.model_fields.items():
-            key = name.upper()
-            raw = env.get(PREFIX + key)
-            if raw is None or name == "additional_vars":
-                continue
-            parsed = _parse(field.annotation, key, raw, problems)
-            if parsed is not None:
-                values[name] = parsed
+            problems.append("missing required variables: " + ", ".join(missing))
+        values: dict[str, Any] = {
+            name: env[PREFIX + name.upper()]
+            for name in cls.model_fields
+            if PREFIX + name.upper() in env and name != "additional_vars"
+        }
         values["additional_vars"] = _additional_vars(env)
-        _check_ranges(values, problems)
+        try:
+            settings = cls.model_validate(values)
+        except ValidationError as exc:
+            problems.extend(_problem(error, values) for error in exc.errors())
+            problems = [p for p in problems if p]
+            raise ConfigError("invalid worker settings:\n  " + "\n  ".join(problems)) from None
         if problems:
             raise ConfigError("invalid worker settings:\n  " + "\n  ".join(problems))
-        settings = cls.model_validate(values)
         SECRETS.pin(
             settings.message_crypto_password,
             settings.api_key,
@@ -163,67 +209,35 @@ class Settings(BaseModel):
         return settings
 
 
-def _parse(annotation: Any, key: str, raw: str, problems: list[str]) -> Any:
-    name = PREFIX + key
-    text = raw.strip()
-    if annotation is bool:
-        return _boolean({name: raw}, key, problems)
-    if annotation in (int, float):
-        if annotation is float and text.lower() in ("infinity", "inf"):
-            return math.inf
-        try:
-            return int(text) if annotation is int else float(text)
-        except ValueError:
-            problems.append(f"{name}={raw!r} is not a number")
-            return None
-    choices = getattr(annotation, "__args__", ())
-    if choices and all(isinstance(c, int | str) and not isinstance(c, bool) for c in choices):
-        for choice in choices:
-            if str(choice) == text:
-                return choice
-        if "None" in str(annotation):
-            return raw or None
-        allowed = ", ".join(str(c) for c in choices)
-        problems.append(f"{name}={raw!r} is not one of {allowed}")
-        return None
-    return raw or None if "None" in str(annotation) else raw
+def _hook_shutdown(env: Mapping[str, str]) -> bool:
+    raw = env.get(PREFIX + "HOOK_SHUTDOWN")
+    try:
+        return raw is not None and bool(_BOOLEAN.validate_python(raw))
+    except ValidationError:
+        return False  # reported with the other problems
 
 
-def _boolean(env: Mapping[str, str], key: str, problems: list[str]) -> bool | None:
-    raw = env.get(PREFIX + key) if PREFIX + key in env else env.get(key)
-    if raw is None:
-        return None
-    text = raw.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    problems.append(f"{PREFIX}{key}={raw!r} is not a boolean (use true/false, 1/0 or yes/no)")
-    return None
-
-
-def _check_ranges(values: Mapping[str, Any], problems: list[str]) -> None:
-    positive = (
-        "rabbitmq_prefetch_sailor",
-        "message_timeout",
-        "shutdown_timeout",
-        "publish_timeout",
-        "rate_interval",
-        "outgoing_message_size_limit",
-        "incoming_message_size_limit",
-        "credential_lock_lease",
-        "credential_lock_timeout",
-    )
-    problems.extend(
-        f"{PREFIX}{name.upper()} must be greater than 0"
-        for name in positive
-        if name in values and values[name] <= 0
-    )
-    iv = values.get("message_crypto_iv")
-    if iv and len(str(iv).encode()) != 16:
-        problems.append(f"{PREFIX}MESSAGE_CRYPTO_IV must be exactly 16 bytes")
-    if values.get("consumer_thread_pool_size", 0) < 0:
-        problems.append(f"{PREFIX}CONSUMER_THREAD_POOL_SIZE cannot be negative")
+def _problem(error: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+    """One line for a malformed variable; nothing for a missing one (listed apart)."""
+    if error["type"] == "missing":
+        return ""
+    field = str(error["loc"][0])
+    name = PREFIX + field.upper()
+    raw = values.get(field)
+    kind = error["type"]
+    if kind in ("int_parsing", "float_parsing", "int_from_float"):
+        return f"{name}={raw!r} is not a number"
+    if kind == "bool_parsing":
+        return f"{name}={raw!r} is not a boolean (use true/false, 1/0 or yes/no)"
+    if kind == "literal_error":
+        expected = str(error.get("ctx", {}).get("expected", "")).replace(" or ", ", ")
+        choices = expected.replace("'", "")
+        return f"{name}={raw!r} is not one of {choices}"
+    if kind in ("greater_than", "greater_than_equal"):
+        limit = error.get("ctx", {}).get("gt", error.get("ctx", {}).get("ge"))
+        relation = "greater than" if kind == "greater_than" else "at least"
+        return f"{name} must be {relation} {limit}"
+    return f"{name} {error['msg'].removeprefix('Value error, ')}"
 
 
 def _camel(name: str) -> str:

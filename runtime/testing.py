@@ -27,7 +27,7 @@ from runtime.events import Event, as_message
 from runtime.executor import Outcome, execute
 from runtime.steps import load_step
 
-__all__ = ["Event", "run_select", "run_step", "run_step_outcome", "run_verify"]
+__all__ = ["Event", "Outcome", "run_select", "run_step", "run_step_outcome", "run_verify"]
 
 DEFAULT_TIMEOUT = 60.0
 

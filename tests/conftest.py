@@ -21,6 +21,17 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration needs RabbitMQ (or Redis): mark it so, whatever the
+    file says, so that ``-m "not integration"`` runs exactly the fast tests."""
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture
 def sample_component() -> Path:
     return SAMPLE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,3 +53,13 @@ def demo_oauth(api, **extra):
 def demo_credential(api, tokens=None, **extra):
     """An OAuth2 credential as a credentials-file entry holds it, signed in to the demo API."""
     return api.credential(tokens, **extra)
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail the test if it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} not met within {timeout:g} s")

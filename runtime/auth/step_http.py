@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import requests
 from requests.adapters import HTTPAdapter
 
 from runtime.auth.credentials import Credentials
@@ -65,7 +64,7 @@ def session_factory(
             return None
         return Credentials.parse(credential_part(fresh_cfg(), credential_fields))
 
-    def build(ctx: Context) -> requests.Session:
+    def build(ctx: Context) -> AuthorizedSession:
         part = credential_part(ctx.cfg, credential_fields)
         credentials = Credentials.parse(part)
 

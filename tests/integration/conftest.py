@@ -202,6 +202,7 @@ class StepHarness:
     def __init__(self, amqp_url: str, api: PlatformApiServer, function: str, **flow: Any) -> None:
         config = flow.pop("config", {})
         self.component = flow.pop("component", FLOWSTEPS)
+        dead_letters = flow.pop("dead_letters", False)
         self.flow = FlowSpec.model_validate(
             {
                 "flowId": f"t-{uuid.uuid4().hex[:10]}",
@@ -214,7 +215,27 @@ class StepHarness:
         api.add_step(self.flow.flow_id, self.flow.step_id, self.flow.step_data(config))
         self.admin = AdminClient(amqp_url, name="test")
         topology.declare(self.flow, self.admin)
+        self.dead_queue: str | None = None
+        if dead_letters:
+            self._dead_letter_rejects()
         self.workers: list[WorkerProcess] = []
+
+    def _dead_letter_rejects(self) -> None:
+        """What the platform does with rejected messages: they go to a queue of their own."""
+        queue = self.flow.messages_queue
+        self.dead_queue = f"{queue}:dead"
+        self.admin.declare_queue(self.dead_queue)
+        self.admin.delete_queue(queue)
+        self.admin.declare_queue(
+            queue,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead_queue},
+        )
+        self.admin.bind(queue, self.flow.publish_exchange, self.flow.routing_key("input"))
+
+    def dead_lettered(self) -> int:
+        """Messages the worker rejected (with ``dead_letters=True``)."""
+        assert self.dead_queue is not None
+        return self.admin.count(self.dead_queue)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ELASTICIO_")}
@@ -294,6 +315,8 @@ class StepHarness:
         for worker in self.workers:
             worker.stop()
         try:
+            if self.dead_queue is not None:
+                self.admin.delete_queue(self.dead_queue)
             topology.remove(self.flow, self.admin)
         finally:
             self.admin.close()

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from runtime.localplatform import messaging
 from runtime.localplatform.messaging import cipher_for
 from tests.hostile import generate, hostile_messages
-
-pytestmark = pytest.mark.integration
 
 HOSTILE = 300
 GOOD_EVERY = 10

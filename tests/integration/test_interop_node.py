@@ -11,8 +11,6 @@ import pytest
 from runtime.localplatform import messaging
 from tests.integration.conftest import NODE_DIR
 
-pytestmark = pytest.mark.integration
-
 
 def node_crypto(mode: str, flow, data: bytes, encoding: str = "base64") -> bytes:
     result = subprocess.run(

@@ -10,7 +10,6 @@ from runtime.localplatform import messaging
 from runtime.localplatform.object_store import ObjectStore
 from runtime.object_storage import OBJECT_ID_HEADER
 
-pytestmark = pytest.mark.integration
 TOKEN = "storage-token-123456"
 
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from runtime.auth.credentials_file import CredentialsFile
 from runtime.localplatform.flow import FlowSpec
 from runtime.localplatform.platform import LocalPlatform
 from tests.helpers import ROOT, run_cli
-
-pytestmark = pytest.mark.integration
 
 
 def test_a_rebound_comes_back_after_its_expiration(step, tmp_path):
@@ -127,11 +123,11 @@ def test_the_demo_runs_end_to_end(amqp_url):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     summary = next(line for line in lines if line.get("demo") in ("done", "incomplete"))
+    assert summary.pop("snapshots") >= 1  # one per page with records
     assert summary == {
         "demo": "done",
         "httpRequest responses": 9,
         "records polled": 25,
-        "snapshots": summary["snapshots"],
         "errors": 0,
         "httpRequest replicas": 3,
         "expiries met": 3,

@@ -24,8 +24,6 @@ from runtime.demo.api import DemoApi
 from runtime.demo.tokens import ProviderSettings
 from tests.helpers import ROOT, demo_credential, demo_oauth
 
-pytestmark = pytest.mark.integration
-
 ROUNDS = 2
 MESSAGES_PER_REPLICA = 2
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 TOTAL = 2000
 PREFETCH = 10
@@ -45,10 +45,9 @@ def test_sigkill_mid_stream_loses_nothing(step):
     while len(seen) < TOTAL and time.monotonic() < deadline:
         drain()
         time.sleep(0.05)
-    time.sleep(0.5)
-    drain()
     second.signal()
-    assert second.wait() == 0
+    assert second.wait() == 0  # stopped cleanly: all it did is published
+    drain()
 
     missing = set(range(TOTAL)) - set(seen)
     duplicates = {n: c for n, c in seen.items() if c > 1}

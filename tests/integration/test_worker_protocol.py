@@ -10,8 +10,6 @@ import pytest
 from runtime.crypto import MessageCipher
 from runtime.localplatform import messaging
 
-pytestmark = pytest.mark.integration
-
 STANDARD_HEADERS = {
     "execId", "taskId", "workspaceId", "containerId", "userId", "stepId", "compId",
     "function", "threadId", "parentMessageId", "protocolVersion", "start", "end", "messageId",

@@ -8,8 +8,7 @@ import time
 import pytest
 
 from runtime.localplatform import messaging
-
-pytestmark = pytest.mark.integration
+from tests.helpers import wait_for
 
 
 def close_connections(role: str) -> int:
@@ -35,15 +34,6 @@ def close_connections(role: str) -> int:
             )
             closed += 1
     return closed
-
-
-def wait_for(condition, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.parametrize(
@@ -74,12 +64,14 @@ def test_bad_input_is_rejected_logged_without_content_and_the_next_message_flows
 
 
 def test_a_json_array_message_is_rejected(step):
-    harness = step("work")
+    harness = step("work", dead_letters=True)
     worker = harness.start_worker()
     harness.publish_raw(messaging.encode_for(harness.flow, [1, 2, 3]), {"messageId": "m-array"})
     wait_for(lambda: "not a JSON object" in worker.text)
     harness.send({"next": 1})
     harness.take("message")
+    wait_for(lambda: harness.dead_lettered() == 1)  # rejected: neither acked nor requeued
+    assert harness.queued() == 0
 
 
 def test_a_hanging_step_is_stopped_and_the_worker_goes_on(step):
@@ -125,14 +117,16 @@ def test_read_connection_lost_during_a_slow_message_processes_it_once(step):
     worker = harness.start_worker()
     harness.send({"sleep": 2.0, "n": 1})
     harness.send({"n": 2})
-    time.sleep(0.5)
+    wait_for(lambda: harness.queued() == 1)  # the first is running, the second waiting
     assert close_connections("read") == 1
     outputs = harness.take("message", 2, timeout=20)
     assert sorted(o["payload"]["body"]["n"] for o in outputs) == [1, 2]
-    time.sleep(1.5)
-    assert harness.empty("message")  # nothing twice
     wait_for(lambda: harness.queued() == 0)
     assert "redelivery_of_message_in_progress" in worker.text
+    worker.signal()
+    assert worker.wait() == 0  # everything it did is published by now
+    assert harness.empty("message")  # nothing twice
+    assert harness.queued() == 0  # and nothing left unacknowledged
 
 
 def test_update_keys_are_saved_then_used_by_the_next_message(step, platform_api):

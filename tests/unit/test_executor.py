@@ -6,7 +6,7 @@ import time
 import pytest
 import structlog
 
-from runtime.errors import InvalidInput
+from runtime.errors import InvalidInput, StepCancelled
 from runtime.events import Event, Message
 from runtime.executor import execute
 from runtime.runners import RunnerPool
@@ -152,19 +152,26 @@ def test_a_busy_loop_is_interrupted_and_its_thread_retired(sample_component):
 
 def test_events_emitted_after_the_time_limit_are_dropped():
     release = threading.Event()
+    finished = threading.Event()
     late: list[BaseException] = []
 
     def process(ctx, msg, cfg, snapshot):
-        release.wait(5)
         try:
-            ctx.emit("data", {"late": True})
-        except BaseException as exc:
-            late.append(exc)
-            raise
+            release.wait(5)
+            try:
+                ctx.emit("data", {"late": True})
+            except BaseException as exc:
+                late.append(exc)
+                raise
+        finally:
+            finished.set()
 
-    events, _ = run(process, timeout=0.2)
+    events, outcome = run(process, timeout=0.2)
+    assert outcome.timed_out
     release.set()
-    time.sleep(0.2)
+    assert finished.wait(5), "the stopped step never got to its late emit"
+    # Its emit raised StepCancelled, or the stop reached it first; either way nothing went out.
+    assert all(isinstance(exc, StepCancelled) for exc in late)
     assert kinds(events) == ["error", "end"]
 
 

@@ -7,9 +7,7 @@ finish are real HTTP servers on 127.0.0.1.
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -27,6 +25,7 @@ from runtime.platform_api import PlatformApi, PlatformApiError
 from runtime.transport import Delivery, Properties
 from runtime.wire import BadMessage, decode, dumps
 from tests.hostile import hostile_messages
+from tests.local_http import Handler, serving
 
 CIPHER = MessageCipher("fuzzing-password", "0123456789abcdef")
 LIMIT = 1024 * 1024
@@ -77,18 +76,9 @@ def test_depth_is_counted_exactly():
 # --- servers that answer badly -----------------------------------------------------------
 
 
-class _Hostile(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    mode = "html"
-
-    def log_message(self, format, *args):
-        pass
-
-    def _answer(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        mode = self.server.mode  # type: ignore[attr-defined]
+class _Hostile(Handler):
+    def answer(self):
+        mode = self.server.mode
         if mode == "endless":
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -116,33 +106,11 @@ class _Hostile(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):
-        self._answer()
-
-    def do_POST(self):
-        self._answer()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    mode = "html"
-
-    def handle_error(self, request, client_address):
-        """A client that stopped reading (as it should) breaks our writes: expected here."""
-
 
 @pytest.fixture
 def hostile_server():
-    server = _Server(("127.0.0.1", 0), _Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _url(server) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(_Hostile, mode="html") as server:
+        yield server
 
 
 def _credential(server) -> Credentials:
@@ -152,7 +120,7 @@ def _credential(server) -> Credentials:
             "clientId": "c",
             "clientSecret": "client-secret-1",
             "refreshToken": "rt-1234",
-            "tokenUrl": f"{_url(server)}/token",
+            "tokenUrl": f"{server.url}/token",
         }
     )
 
@@ -172,7 +140,7 @@ def test_a_token_endpoint_answering_garbage_is_a_clear_bounded_error(hostile_ser
     with pytest.raises(TokenEndpointUnavailable) as caught:
         request_token(_credential(hostile_server), http=requests.Session(), timeout=2)
     assert says in str(caught.value)
-    assert f"127.0.0.1:{hostile_server.server_address[1]}" in str(caught.value)
+    assert hostile_server.host in str(caught.value)
     assert time.monotonic() - started < 10
 
 
@@ -188,11 +156,11 @@ def test_a_token_endpoint_answering_garbage_is_a_clear_bounded_error(hostile_ser
 )
 def test_a_platform_api_answering_garbage_step_data_is_a_clear_error(hostile_server, mode, says):
     hostile_server.mode = mode
-    api = PlatformApi(_url(hostile_server), "u", "p", attempts=1)
+    api = PlatformApi(hostile_server.url, "u", "p", attempts=1)
     with pytest.raises(PlatformApiError) as caught:
         api.step("flow", "step")
     assert says in str(caught.value)
-    assert f"127.0.0.1:{hostile_server.server_address[1]}" in str(caught.value)
+    assert hostile_server.host in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -204,8 +172,8 @@ def test_object_storage_answering_the_wrong_content_is_a_clear_error(
 ):
     hostile_server.mode = mode
     monkeypatch.setattr("runtime.object_storage.OBJECT_LIMIT", 1024 * 1024)
-    storage = ObjectStorage(_url(hostile_server), "token-123456", CIPHER, flow_id="f", step_id="s")
+    storage = ObjectStorage(hostile_server.url, "token-123456", CIPHER, flow_id="f", step_id="s")
     with pytest.raises(ObjectStorageError) as caught:
         storage.get("object-1")
     assert says in str(caught.value)
-    assert f"127.0.0.1:{hostile_server.server_address[1]}" in str(caught.value)
+    assert hostile_server.host in str(caught.value)
