@@ -68,7 +68,6 @@ class Worker:
     ) -> None:
         self._settings = settings
         self._step = step
-        self._broker = broker
         self._state = state
         self._cipher = cipher
         self._publisher = Publisher(broker, settings)
