@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
+import time
 
 
 class TcpProxy:
@@ -17,10 +19,19 @@ class TcpProxy:
         self.up()
 
     def up(self) -> None:
-        """Accept connections again (on the same port)."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        """Accept connections again (on the same port, once the cut ones have let go of it)."""
+        deadline = time.monotonic() + 15
+        while True:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(("127.0.0.1", self.port))
+                break
+            except OSError as exc:
+                listener.close()
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         listener.listen(16)
         self.port = listener.getsockname()[1]
         self._listener = listener
