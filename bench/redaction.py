@@ -1,6 +1,6 @@
 """The secret registry under a token that rotates on every message (Microsoft-style ``always``).
 
-    .venv/bin/python bench/redaction.py [--refreshes 100000] [--old 5000]
+    .venv/bin/python bench/redaction.py [--refreshes 100000] [--old 2000]
 
 Each simulated refresh registers a new access and refresh token and renews the live
 credential's fields, as a worker does per message. At checkpoints it reports how many
@@ -72,7 +72,7 @@ class OldRegistry:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refreshes", type=int, default=100_000)
-    parser.add_argument("--old", type=int, default=5000)
+    parser.add_argument("--old", type=int, default=2000)
     args = parser.parse_args()
     client_secret = "cs-" + secrets.token_urlsafe(24)
     registry = SecretRegistry()
