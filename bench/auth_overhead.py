@@ -15,8 +15,8 @@ import time
 import requests
 
 from runtime.auth import AuthorizedSession
-from runtime.demo.api import DemoApi
-from runtime.demo.tokens import ProviderSettings
+from runtime.devtools.demo.api import DemoApi
+from runtime.devtools.demo.tokens import ProviderSettings
 
 
 def per_request(session: requests.Session, url: str, count: int, headers: dict) -> float:

@@ -19,7 +19,7 @@ import uuid
 import pika
 from pika.adapters.select_connection import IOLoop
 
-from runtime.crypto import MessageCipher
+from runtime.worker.crypto import MessageCipher
 
 env = os.environ
 cipher = MessageCipher(env["ELASTICIO_MESSAGE_CRYPTO_PASSWORD"], env["ELASTICIO_MESSAGE_CRYPTO_IV"])

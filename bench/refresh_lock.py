@@ -28,8 +28,8 @@ from pathlib import Path
 from runtime.auth import AuthorizedSession
 from runtime.auth.locks import CredentialLock, lock_from_url
 from runtime.auth.slots import CredentialCache
-from runtime.demo.api import DemoApi
-from runtime.demo.tokens import ProviderSettings
+from runtime.devtools.demo.api import DemoApi
+from runtime.devtools.demo.tokens import ProviderSettings
 
 
 def session(api: DemoApi, lock: CredentialLock) -> AuthorizedSession:

@@ -27,13 +27,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.amqp import AdminClient
-from runtime.crypto import MessageCipher
-from runtime.localplatform import topology
-from runtime.localplatform.api_server import PlatformApiServer
-from runtime.localplatform.flow import FlowSpec
-from runtime.transport import Properties
-from runtime.wire import decode_value, encode
+from runtime.devtools.localplatform import topology
+from runtime.devtools.localplatform.api_server import PlatformApiServer
+from runtime.devtools.localplatform.flow import FlowSpec
+from runtime.worker.amqp import AdminClient
+from runtime.worker.crypto import MessageCipher
+from runtime.worker.transport import Properties
+from runtime.worker.wire import decode_value, encode
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -8,10 +8,10 @@ import time
 IMPORTED_AT = time.monotonic()
 """When the runtime was first imported: start-up times are measured from here."""
 
-from runtime.context import Context  # noqa: E402
 from runtime.errors import AuthError, InvalidInput, StepCancelled, StepError  # noqa: E402
-from runtime.events import Event, EventKind, Message  # noqa: E402
-from runtime.executor import Outcome  # noqa: E402
+from runtime.step.context import Context  # noqa: E402
+from runtime.step.events import Event, EventKind, Message  # noqa: E402
+from runtime.step.executor import Outcome  # noqa: E402
 
 __all__ = [
     "AuthError",

@@ -278,7 +278,7 @@ def _service(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from runtime.service_cli import run_service
+    from runtime.platform.service import run_service
 
     return run_service(args.method, os.environ, cwd=Path.cwd())
 
@@ -288,7 +288,7 @@ def _demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from runtime import log
-    from runtime.demo.run_demo import run_demo
+    from runtime.devtools.demo.run_demo import run_demo
 
     log.configure(fmt="json", level="warning")
     url = args.amqp_url or os.environ.get("RABBITMQ_URL") or DEFAULT_AMQP_URL
@@ -305,15 +305,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _platform(args: argparse.Namespace) -> int:
-    from runtime.localplatform.cli import run_platform
+    from runtime.devtools.localplatform.cli import run_platform
 
     return run_platform(args)
 
 
 def _login(args: argparse.Namespace) -> int:
     from runtime import log
-    from runtime.auth.login import login
-    from runtime.local_exec import credentials_file
+    from runtime.devtools.local_exec import credentials_file
+    from runtime.devtools.login import login
 
     log.configure()
     login(
@@ -329,8 +329,8 @@ def _login(args: argparse.Namespace) -> int:
 def _demo_api(args: argparse.Namespace) -> int:
     import time
 
-    from runtime.demo.api import DemoApi
-    from runtime.demo.tokens import ProviderSettings
+    from runtime.devtools.demo.api import DemoApi
+    from runtime.devtools.demo.tokens import ProviderSettings
 
     api = DemoApi(
         ProviderSettings(access_lifetime=args.access_lifetime), host=args.host, port=args.port
@@ -349,7 +349,7 @@ def _run(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from runtime.run_worker import run_worker
+    from runtime.worker.run import run_worker
 
     return run_worker(os.environ, cwd=Path.cwd(), log_format=args.log_format)
 
@@ -358,8 +358,8 @@ def _health(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from runtime.run_worker import healthy
-    from runtime.settings import Settings
+    from runtime.worker.run import healthy
+    from runtime.worker.settings import Settings
 
     default = Settings.model_fields["health_file"].default
     path = Path(os.environ.get("ELASTICIO_HEALTH_FILE") or default)
@@ -369,13 +369,13 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from runtime.local_exec import run_exec
+    from runtime.devtools.local_exec import run_exec
 
     return run_exec(args)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from runtime.validate import run_validate
+    from runtime.step.validate import run_validate
 
     return run_validate(args)
 

@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime.auth.step_http import session_factory
-from runtime.component import Component, component_root, load_component
-from runtime.context import HttpFactory
-from runtime.events import Event, as_message
-from runtime.executor import Outcome, execute
-from runtime.steps import load_step
+from runtime.step.component import Component, component_root, load_component
+from runtime.step.context import HttpFactory
+from runtime.step.events import Event, as_message
+from runtime.step.executor import Outcome, execute
+from runtime.step.http import session_factory
+from runtime.step.loader import load_step
 
 __all__ = ["Event", "Outcome", "run_select", "run_step", "run_step_outcome", "run_verify"]
 
@@ -112,7 +112,7 @@ def run_verify(
     cfg: Mapping[str, Any], *, component: str | Path | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Call verifyCredentials.py as the platform does; the verdict and any saved keys."""
-    from runtime.service import verify_credentials
+    from runtime.step.service import verify_credentials
 
     saved: list[dict[str, Any]] = []
     return verify_credentials(_component(component), cfg, saved.append), saved
@@ -122,7 +122,7 @@ def run_select(
     step: str, method: str, cfg: Mapping[str, Any], *, component: str | Path | None = None
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Call a dynamic select as the platform does; its options and any saved keys."""
-    from runtime.service import select_model
+    from runtime.step.service import select_model
 
     saved: list[dict[str, Any]] = []
     return select_model(_component(component), step, method, cfg, saved.append), saved

@@ -60,8 +60,8 @@ def _reset_logging():
 @pytest.fixture
 def demo_api():
     """The demo OAuth2 provider and API, on a free port of 127.0.0.1."""
-    from runtime.demo.api import DemoApi
-    from runtime.demo.tokens import ProviderSettings
+    from runtime.devtools.demo.api import DemoApi
+    from runtime.devtools.demo.tokens import ProviderSettings
 
     api = DemoApi(ProviderSettings(access_lifetime=30)).start()
     yield api

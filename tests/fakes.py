@@ -1,6 +1,6 @@
 """Test doubles behind the runtime's own interfaces: a broker in memory, a platform API.
 
-``MemoryBroker`` implements ``runtime.transport.BrokerPort`` the way ``runtime.amqp.Broker``
+``MemoryBroker`` implements ``runtime.worker.transport.BrokerPort`` the way ``runtime.worker.amqp.Broker``
 behaves: one I/O thread runs every ``call_soon`` callback in order, publishes are confirmed
 (or refused, or returned as unroutable) on that thread, and a settle is applied only to a
 delivery of the current connection. It records every publish and settle, and refuses to
@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import TransportError
-from runtime.transport import Confirmation, Delivery, Properties, Settlement, UnroutableError
+from runtime.worker.transport import (
+    Confirmation,
+    Delivery,
+    Properties,
+    Settlement,
+    UnroutableError,
+)
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ class FakePlatformApi:
     def update_account(
         self, account_id: str, keys: dict[str, Any], *, replaces: str | None = None
     ) -> None:
-        from runtime.platform_api import PlatformApiError
+        from runtime.platform.api import PlatformApiError
 
         if self.refuse_saves:
             raise PlatformApiError("accounts service unavailable", 503)

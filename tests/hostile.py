@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from runtime.crypto import MessageCipher
+from runtime.worker.crypto import MessageCipher
 
 
 @dataclass(frozen=True)

@@ -345,6 +345,20 @@ class Credentials(BaseModel):
         return fields
 
 
+class KeysUpdate(dict[str, Any]):
+    """The payload of ``updateKeys``: the whole new credential, as a plain dict.
+
+    ``replaces`` names the stored version these keys succeed (``keys_version`` of the
+    credential that was refreshed), so a store that still holds a different one knows another
+    process got there first and refuses to overwrite it. None when unknown (a step that
+    emitted ``updateKeys`` itself).
+    """
+
+    def __init__(self, keys: Mapping[str, Any], *, replaces: str | None = None) -> None:
+        super().__init__(keys)
+        self.replaces = replaces
+
+
 def keys_version(keys: Mapping[str, Any] | Credentials) -> str | None:
     """A short hash of the refresh token stored keys hold (else of their access token).
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.auth.credentials import Credentials, keys_version
+from runtime.auth.credentials import Credentials, KeysUpdate, keys_version
 from runtime.auth.errors import CredentialError, KeysConflict, ReauthRequired
 from runtime.auth.locks import IN_PROCESS, REMEMBERED_VERSIONS, CredentialLock, SharedKeys
-from runtime.events import KeysUpdate
 from runtime.log import get_logger
 
 OnKeys = Callable[[dict[str, Any]], None]

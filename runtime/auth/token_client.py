@@ -28,8 +28,8 @@ from runtime.auth.errors import (
     TokenEndpointUnavailable,
 )
 from runtime.auth.retry import RetryBudget, retry_after_seconds
-from runtime.http_retry import describe_failure
 from runtime.log import get_logger
+from runtime.network import describe_failure
 from runtime.redact import SECRETS
 
 TOKEN_TIMEOUT = 30.0

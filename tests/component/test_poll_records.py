@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from runtime.auth.slots import CACHE
-from runtime.demo.api import DemoApi
-from runtime.events import Event
+from runtime.devtools.demo.api import DemoApi
+from runtime.step.events import Event
 from runtime.testing import run_select, run_step_outcome, run_verify
 from tests.helpers import ROOT, demo_oauth
 
@@ -85,7 +85,7 @@ def test_the_next_run_emits_only_what_is_new(demo_api):
     nothing, _ = poll(cfg, snapshot)
     assert ids(nothing) == []
     with demo_api.lock:
-        from runtime.demo.api import make_record
+        from runtime.devtools.demo.api import make_record
 
         demo_api.records += [make_record(26), make_record(27)]
     fresh, _ = poll(cfg, snapshot)
@@ -108,7 +108,7 @@ def test_the_server_side_since_filter_is_used_when_configured(demo_api):
 def test_a_refresh_in_the_middle_of_a_poll_saves_keys_once_and_loses_no_page(demo_api):
     cfg = {**credential(demo_api), "path": "/records", "cursorField": "id", **STYLES["offset"]}
     pages_seen = []
-    from runtime.demo import api as demo_module
+    from runtime.devtools.demo import api as demo_module
 
     real = demo_module._paginate
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from runtime.amqp import AdminClient, broker_reachable
-from runtime.localplatform import messaging, topology
-from runtime.localplatform.api_server import PlatformApiServer
-from runtime.localplatform.flow import FlowSpec
+from runtime.devtools.localplatform import messaging, topology
+from runtime.devtools.localplatform.api_server import PlatformApiServer
+from runtime.devtools.localplatform.flow import FlowSpec
+from runtime.worker.amqp import AdminClient, broker_reachable
 from tests.helpers import FIXTURES, ROOT
 
 FLOWSTEPS = FIXTURES / "flowsteps"
@@ -270,7 +270,7 @@ class StepHarness:
         return messaging.send(self.flow, self.admin, body, headers=headers, version=version)
 
     def publish_raw(self, body: bytes, headers: dict[str, Any]) -> None:
-        from runtime.transport import Properties
+        from runtime.worker.transport import Properties
 
         self.admin.publish(
             self.flow.publish_exchange,

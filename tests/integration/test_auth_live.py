@@ -1,4 +1,4 @@
-"""The auth helper against a real OAuth2 provider and API on 127.0.0.1 (runtime.demo.api)."""
+"""The auth helper against a real OAuth2 provider and API on 127.0.0.1 (runtime.devtools.demo.api)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import requests
 
 from runtime import log
 from runtime.auth import AuthorizedSession, ReauthRequired
-from runtime.auth.credentials_file import CredentialsFile
+from runtime.devtools.credentials_file import CredentialsFile
 from runtime.errors import ConfigError
 from tests.helpers import demo_credential as credential
 from tests.helpers import run_cli

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from runtime.localplatform import messaging
-from runtime.localplatform.messaging import cipher_for
+from runtime.devtools.localplatform import messaging
+from runtime.devtools.localplatform.messaging import cipher_for
 from tests.hostile import generate, hostile_messages
 
 HOSTILE = 300

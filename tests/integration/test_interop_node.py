@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from runtime.localplatform import messaging
+from runtime.devtools.localplatform import messaging
 from tests.integration.conftest import NODE_DIR
 
 

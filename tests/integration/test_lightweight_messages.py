@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from runtime.localplatform import messaging
-from runtime.localplatform.object_store import ObjectStore
-from runtime.object_storage import OBJECT_ID_HEADER
+from runtime.devtools.localplatform import messaging
+from runtime.devtools.localplatform.object_store import ObjectStore
+from runtime.platform.object_storage import OBJECT_ID_HEADER
 
 TOKEN = "storage-token-123456"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from runtime.auth.credentials_file import CredentialsFile
-from runtime.localplatform.flow import FlowSpec
-from runtime.localplatform.platform import LocalPlatform
+from runtime.devtools.credentials_file import CredentialsFile
+from runtime.devtools.localplatform.flow import FlowSpec
+from runtime.devtools.localplatform.platform import LocalPlatform
 from tests.helpers import ROOT, run_cli
 
 

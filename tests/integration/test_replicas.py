@@ -20,8 +20,8 @@ import pytest
 from runtime.auth import AuthorizedSession, CredentialLockUnavailable
 from runtime.auth.redis_lock import RedisLock
 from runtime.auth.slots import CredentialCache
-from runtime.demo.api import DemoApi
-from runtime.demo.tokens import ProviderSettings
+from runtime.devtools.demo.api import DemoApi
+from runtime.devtools.demo.tokens import ProviderSettings
 from tests.helpers import ROOT, demo_credential, demo_oauth
 
 ROUNDS = 2

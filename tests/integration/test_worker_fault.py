@@ -23,7 +23,7 @@ def test_sigkill_mid_stream_loses_nothing(step):
     def drain() -> None:
         while (got := harness.admin.get(harness.flow.output_queue("message"))) is not None:
             body, properties = got
-            from runtime.localplatform import messaging
+            from runtime.devtools.localplatform import messaging
 
             seen[
                 messaging.read(harness.flow, "message", body, properties)["payload"]["body"]["n"]

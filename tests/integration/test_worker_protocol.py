@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from runtime.crypto import MessageCipher
-from runtime.localplatform import messaging
+from runtime.devtools.localplatform import messaging
+from runtime.worker.crypto import MessageCipher
 
 STANDARD_HEADERS = {
     "execId", "taskId", "workspaceId", "containerId", "userId", "stepId", "compId",
@@ -256,7 +256,7 @@ def test_a_custom_error_handler_step_receives_decrypted_error_envelopes(step):
     harness = step("variables", env={"ELASTICIO_INPUT_FORMAT": "error"})
     harness.start_worker()
     cipher = messaging.cipher_for(harness.flow)
-    from runtime.wire import encode
+    from runtime.worker.wire import encode
 
     envelope = {
         "error": encode({"name": "E", "message": "upstream failed"}, cipher).decode(),

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from runtime.localplatform import messaging
+from runtime.devtools.localplatform import messaging
 from tests.helpers import wait_for
 
 

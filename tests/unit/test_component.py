@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.component import load_component
 from runtime.errors import ComponentError
-from runtime.steps import load_step
+from runtime.step.component import load_component
+from runtime.step.loader import load_step
 
 
 def write_component(root: Path, descriptor: object, files: dict[str, str] | None = None) -> Path:

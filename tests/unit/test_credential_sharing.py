@@ -15,15 +15,14 @@ import requests
 import responses
 
 from runtime.auth import AuthorizedSession, CredentialLockUnavailable, KeysConflict, ReauthRequired
-from runtime.auth.credentials import Credentials, keys_version
-from runtime.auth.credentials_file import CredentialsFile
+from runtime.auth.credentials import Credentials, KeysUpdate, keys_version
 from runtime.auth.file_lock import FileLock
 from runtime.auth.locks import IN_PROCESS, SharedKeys, lock_from_url
 from runtime.auth.slots import CredentialCache, Sharing, Slot, fingerprint, refresh_once
-from runtime.demo.tokens import GrantRefused, ProviderSettings, TokenBook
+from runtime.devtools.credentials_file import CredentialsFile
+from runtime.devtools.demo.tokens import GrantRefused, ProviderSettings, TokenBook
+from runtime.devtools.localplatform.api_server import PlatformApiServer
 from runtime.errors import ConfigError
-from runtime.events import KeysUpdate
-from runtime.localplatform.api_server import PlatformApiServer
 from tests.helpers import ROOT
 
 TOKEN_URL = "https://login.example.com/token"

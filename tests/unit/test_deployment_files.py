@@ -6,8 +6,8 @@ import re
 
 import yaml
 
-from runtime.localplatform.flow import load_flow
-from runtime.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
+from runtime.devtools.localplatform.flow import load_flow
+from runtime.worker.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
 from tests.helpers import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

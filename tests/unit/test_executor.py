@@ -7,9 +7,9 @@ import pytest
 import structlog
 
 from runtime.errors import InvalidInput, StepCancelled
-from runtime.events import Event, Message
-from runtime.executor import execute
-from runtime.runners import RunnerPool
+from runtime.step.events import Event, Message
+from runtime.step.executor import execute
+from runtime.step.runners import RunnerPool
 from runtime.testing import run_step, run_step_outcome
 
 
@@ -115,7 +115,7 @@ def test_an_exception_is_one_error_event_with_name_message_and_stack(sample_comp
     assert error["name"] == "QuotaExceeded"
     assert error["message"] == "the API said no: quota used up"
     assert "fail.py" in error["stack"]
-    assert "runtime/executor.py" not in error["stack"]
+    assert "runtime/step/executor.py" not in error["stack"]
     assert outcome.failed
 
 

@@ -18,12 +18,13 @@ from runtime import bounded
 from runtime.auth.credentials import Credentials
 from runtime.auth.errors import TokenEndpointUnavailable
 from runtime.auth.token_client import request_token
-from runtime.crypto import MessageCipher
-from runtime.headers import incoming
-from runtime.object_storage import ObjectStorage, ObjectStorageError
-from runtime.platform_api import PlatformApi, PlatformApiError
-from runtime.transport import Delivery, Properties
-from runtime.wire import BadMessage, decode, dumps
+from runtime.platform.api import PlatformApi, PlatformApiError
+from runtime.platform.object_storage import ObjectStorage, ObjectStorageError
+from runtime.worker.crypto import MessageCipher
+from runtime.worker.headers import incoming
+from runtime.worker.lightweight import Bodies
+from runtime.worker.transport import Delivery, Properties
+from runtime.worker.wire import BadMessage, decode, dumps
 from tests.hostile import hostile_messages
 from tests.local_http import Handler, serving
 
@@ -171,9 +172,9 @@ def test_object_storage_answering_the_wrong_content_is_a_clear_error(
     hostile_server, monkeypatch, mode, says
 ):
     hostile_server.mode = mode
-    monkeypatch.setattr("runtime.object_storage.OBJECT_LIMIT", 1024 * 1024)
-    storage = ObjectStorage(hostile_server.url, "token-123456", CIPHER, flow_id="f", step_id="s")
+    monkeypatch.setattr("runtime.platform.object_storage.OBJECT_LIMIT", 1024 * 1024)
+    storage = ObjectStorage(hostile_server.url, "token-123456", flow_id="f", step_id="s")
     with pytest.raises(ObjectStorageError) as caught:
-        storage.get("object-1")
+        Bodies(storage, CIPHER).get("object-1")
     assert says in str(caught.value)
     assert hostile_server.host in str(caught.value)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.crypto import MessageCipher
-from runtime.object_storage import ObjectStorage, ObjectStorageError
-from runtime.platform_api import PlatformApi, PlatformApiError
+from runtime.platform.api import PlatformApi, PlatformApiError
+from runtime.platform.object_storage import ObjectStorage, ObjectStorageError
+from runtime.worker.crypto import MessageCipher
 from tests.local_http import Handler, serving
 
 CIPHER = MessageCipher("retry-password", "0123456789abcdef")
@@ -28,16 +28,16 @@ def flaky():
 
 
 def test_an_upload_to_object_storage_is_not_sent_twice_after_a_server_error(flaky):
-    storage = ObjectStorage(flaky.url, "storage-token-1", CIPHER, flow_id="f", step_id="s")
+    storage = ObjectStorage(flaky.url, "storage-token-1", flow_id="f", step_id="s")
     with pytest.raises(ObjectStorageError, match="refused POST /objects \\(503\\)"):
-        storage.put({"big": "body"})
+        storage.store(CIPHER.encrypt(b'{"big": "body"}'))
     assert flaky.counts == {"POST": 1}  # a lost answer must not store the body twice
 
 
 def test_reading_from_object_storage_is_retried(flaky):
-    storage = ObjectStorage(flaky.url, "storage-token-1", CIPHER, flow_id="f", step_id="s")
+    storage = ObjectStorage(flaky.url, "storage-token-1", flow_id="f", step_id="s")
     with pytest.raises(ObjectStorageError, match="refused GET"):
-        storage.get("object-1")
+        storage.fetch("object-1")
     assert flaky.counts == {"GET": 4}
 
 

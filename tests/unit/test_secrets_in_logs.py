@@ -9,8 +9,8 @@ import requests
 import responses as responses_lib
 
 from runtime import log
-from runtime.events import error_payload
 from runtime.redact import REDACTED, SECRETS, SecretRegistry, is_secret_name, redact
+from runtime.step.events import error_payload
 from tests.helpers import SAMPLE, run_cli
 
 KEY = "sk_live_9f8e7d6c5b4a"

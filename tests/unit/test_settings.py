@@ -6,7 +6,7 @@ import pytest
 
 from runtime.errors import ConfigError
 from runtime.redact import SECRETS
-from runtime.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
+from runtime.worker.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
 
 
 def env(**extra: str) -> dict[str, str]:

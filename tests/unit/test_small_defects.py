@@ -9,11 +9,12 @@ import warnings
 
 import pytest
 
-from runtime import amqp
-from runtime.amqp import Broker, PublishRetry, _Pending, coalescing_applies
-from runtime.context import Context
 from runtime.ids import new_id
-from runtime.transport import Confirmation, Properties
+from runtime.step.context import Context
+from runtime.worker.amqp import Broker, PublishRetry, coalescing_applies
+from runtime.worker.amqp import frames as amqp
+from runtime.worker.amqp.publishing import Pending, Publishing
+from runtime.worker.transport import Confirmation, Properties
 from tests.helpers import ROOT
 
 
@@ -33,14 +34,14 @@ def test_a_forked_child_makes_other_ids_than_its_parent():
 
 
 def test_the_frame_coalescing_patch_fits_this_pika_exactly():
-    # If this fails, pika's private send loop changed: re-check the patch in runtime/amqp.py
+    # If this fails, pika's private send loop changed: re-check the patch in runtime/worker/amqp/
     # against the new release before adding it to COALESCING_PIKA_VERSIONS.
     assert coalescing_applies(), f"pika {amqp.pika.__version__}: the patched method changed"
 
 
 def test_importing_the_runtime_patches_nothing_a_broker_installs_it():
     probe = (
-        "import runtime.amqp, runtime.worker; "
+        "import runtime.worker.amqp, runtime.worker.loop, runtime.worker.run; "
         "from pika.adapters.utils import io_services_utils as m; "
         "print(getattr(m._AsyncTransportBase._produce, 'coalescing', False))"
     )
@@ -68,19 +69,20 @@ def make_broker(**options) -> Broker:
     return broker
 
 
-def _pending(attempts: int) -> _Pending:
-    return _Pending("x", "rk", b"{}", Properties(), True, Confirmation(), 1e12, attempts=attempts)
+def _pending(attempts: int) -> Pending:
+    return Pending("x", "rk", b"{}", Properties(), True, Confirmation(), 1e12, attempts=attempts)
 
 
 def test_publishes_the_broker_refuses_are_retried_as_the_settings_say():
     retry = PublishRetry(delay=0.1, attempts=3, max_delay=0.3)
     assert [retry.wait(n) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.3, 0.3]
     broker = make_broker(publish_retry=retry)
+    publishing = Publishing(broker, retry)
     again = _pending(attempts=3)
-    broker._send_again_later(again)
+    publishing.send_again_later(again)
     assert not again.confirmation.done  # sent again later
     given_up = _pending(attempts=4)
-    broker._send_again_later(given_up)
+    publishing.send_again_later(given_up)
     assert "refused the publish 4 times" in str(given_up.confirmation.error)
 
 

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from runtime import headers
-from runtime.crypto import CipherError, MessageCipher
-from runtime.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
-from runtime.transport import Delivery, Properties
-from runtime.wire import BadMessage, decode, decode_value, encode, error_envelope
+from runtime.worker import headers
+from runtime.worker.crypto import CipherError, MessageCipher
+from runtime.worker.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
+from runtime.worker.transport import Delivery, Properties
+from runtime.worker.wire import BadMessage, decode, decode_value, encode, error_envelope
 
 CIPHER = MessageCipher("testCryptoPassword", "iv=any16_symbols")
 

@@ -10,20 +10,19 @@ import json
 
 import pytest
 
-from runtime.auth.credentials import keys_version
+from runtime.auth.credentials import KeysUpdate, keys_version
 from runtime.auth.errors import KeysConflict
-from runtime.component import load_component
-from runtime.crypto import MessageCipher
-from runtime.events import KeysUpdate
-from runtime.keys import KeySaver, KeysNotSaved
-from runtime.platform_api import PlatformApiError
-from runtime.publisher import Publisher
-from runtime.settings import Settings
-from runtime.settlement import MAX_REQUEUES
-from runtime.step_state import StepState
-from runtime.steps import load_step
-from runtime.wire import decode_value, encode
-from runtime.worker import Worker
+from runtime.platform.api import PlatformApiError
+from runtime.step.component import load_component
+from runtime.step.loader import load_step
+from runtime.worker.crypto import MessageCipher
+from runtime.worker.keys import KeySaver, KeysNotSaved
+from runtime.worker.loop import Worker
+from runtime.worker.publisher import Publisher
+from runtime.worker.settings import Settings
+from runtime.worker.settlement import MAX_REQUEUES
+from runtime.worker.step_state import StepState
+from runtime.worker.wire import decode_value, encode
 from tests.fakes import FakePlatformApi, MemoryBroker, transport_failure
 from tests.helpers import FIXTURES
 
@@ -159,7 +158,7 @@ def test_an_unexpected_failure_before_the_step_is_reported_and_rejected(broker, 
     def broken(_message):
         raise RuntimeError("a bug in the runtime")
 
-    monkeypatch.setattr("runtime.worker.references_objects", broken)
+    monkeypatch.setattr("runtime.worker.loop.references_objects", broken)
     worker = worker_for(broker, "work")
     first = broker.deliver(*message({"n": 1}, "m-1"))
     assert settled(broker, worker, [first]) == ["reject"]
@@ -181,11 +180,11 @@ def test_an_unexpected_failure_while_reading_is_rejected_and_the_next_message_ru
         calls.append(1)
         if len(calls) == 1:
             raise RecursionError("maximum recursion depth exceeded")
-        from runtime.wire import decode as real
+        from runtime.worker.wire import decode as real
 
         return real(*args)
 
-    monkeypatch.setattr("runtime.worker.decode", decode)
+    monkeypatch.setattr("runtime.worker.loop.decode", decode)
     worker = worker_for(broker, "work")
     first = broker.deliver(*message({"n": 1}, "m-1"))
     second = broker.deliver(*message({"n": 2}, "m-2"))

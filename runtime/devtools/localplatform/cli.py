@@ -1,0 +1,168 @@
+"""``python -m runtime platform up|send|tail|env``: the local platform from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from runtime import log
+from runtime.devtools.credentials_file import CredentialsFile
+from runtime.devtools.localplatform import messaging
+from runtime.devtools.localplatform.flow import FlowSpec, load_flow
+from runtime.devtools.localplatform.platform import LocalPlatform
+from runtime.errors import ConfigError
+from runtime.redact import redact
+from runtime.worker.amqp import AdminClient, broker_reachable
+from runtime.worker.transport import Properties
+
+OUTPUTS = ("message", "error", "snapshot", "keys", "reply", "rebound")
+
+
+def _flow(path: str, amqp_url: str | None, lock_url: str | None = None) -> FlowSpec:
+    flow = load_flow(path)
+    changes: dict[str, str] = {}
+    url = amqp_url or os.environ.get("RABBITMQ_URL")
+    if url:
+        changes["amqp_url"] = url
+    if lock_url is not None:
+        changes["credential_lock_url"] = lock_url
+    return flow.model_copy(update=changes) if changes else flow
+
+
+def _require_broker(flow: FlowSpec) -> None:
+    if not broker_reachable(flow.amqp_url):
+        raise ConfigError(
+            f"no RabbitMQ answers at {flow.amqp_url}: start one (rabbitmq-server -detached, or "
+            "docker compose up rabbitmq) or pass --amqp-url"
+        )
+
+
+def run_platform(args: argparse.Namespace) -> int:
+    log.configure()
+    action = args.platform_command
+    if action == "up":
+        return _up(args)
+    if action == "send":
+        return _send(args)
+    if action == "tail":
+        return _tail(args)
+    return _env(args)
+
+
+def _up(args: argparse.Namespace) -> int:
+    flows = [_flow(path, args.amqp_url, args.lock_url) for path in args.flow]
+    _require_broker(flows[0])
+    store = None
+    if args.credentials:
+        store = CredentialsFile(args.credentials)
+        if args.sign_in_demo:
+            from runtime.devtools.demo.signin import sign_in
+
+            _wait_for_http(args.sign_in_demo)
+            sign_in(args.sign_in_demo, store, "demo")
+    platform = LocalPlatform(flows, credentials=store, host=args.host, port=args.port).start()
+    api_uri = f"http://{args.host}:{platform.api.server.server_address[1]}"
+    for flow in flows:
+        sys.stdout.write(f"# worker environment for {flow.flow_id}/{flow.step_id}\n")
+        for name, value in flow.worker_env(api_uri).items():
+            sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+    sys.stdout.write(f"# local platform API on {api_uri}; Ctrl-C stops it\n")
+    sys.stdout.flush()
+    stop = threading.Event()
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        platform.stop()
+    return 0
+
+
+def _wait_for_http(url: str, timeout: float = 30.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{url}/api/me", timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.5)
+    raise ConfigError(f"the demo provider at {url} did not answer within {timeout:g} s")
+
+
+def _messages(source: str) -> list[Any]:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"messages in {source!r} are not JSON: {exc.msg}") from None
+    return value if isinstance(value, list) else [value]
+
+
+def _send(args: argparse.Namespace) -> int:
+    flow = _flow(args.flow, args.amqp_url)
+    _require_broker(flow)
+    messages = _messages(args.input)
+    with AdminClient(flow.amqp_url, name="platform-send") as admin:
+        for message in messages:
+            message_id = messaging.send(flow, admin, message)
+            sys.stdout.write(json.dumps({"sent": message_id}) + "\n")
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    flow = _flow(args.flow, args.amqp_url)
+    _require_broker(flow)
+    stop = threading.Event()
+    lock = threading.Lock()
+    seen = [0]
+
+    def follow(kind: str) -> None:
+        def on_message(body: bytes, properties: Properties) -> None:
+            event = messaging.read(flow, kind, body, properties)
+            if event["event"] == "updateKeys":
+                event["payload"] = redact(event["payload"])
+            event.pop("headers", None)
+            with lock:
+                sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+                seen[0] += 1
+                if args.count and seen[0] >= args.count:
+                    stop.set()
+
+        with AdminClient(flow.amqp_url, name="platform-tail") as admin:
+            admin.consume(flow.output_queue(kind), on_message, stop=stop)
+
+    threads = [threading.Thread(target=follow, args=(k,), daemon=True) for k in OUTPUTS]
+    for thread in threads:
+        thread.start()
+    try:
+        stop.wait(args.timeout or None)
+    except KeyboardInterrupt:
+        pass
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    flow = _flow(args.flow, args.amqp_url, args.lock_url)
+    for name, value in flow.worker_env(args.api_uri).items():
+        sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+    return 0

@@ -1,0 +1,113 @@
+"""The local platform: what the iPaaS does around a step, on one machine.
+
+It declares each flow's topology, serves the platform API the worker calls (step data
+built from the flow file and the credentials file; ``PUT /v1/accounts/{id}`` written back
+to the credentials file), and consumes the ``updateKeys`` routing key into the same store,
+with the same comparison: keys that replace other tokens than the stored ones are refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from runtime.devtools.credentials_file import CredentialsFile
+from runtime.devtools.localplatform import messaging, topology
+from runtime.devtools.localplatform.api_server import PlatformApiServer
+from runtime.devtools.localplatform.flow import FlowSpec
+from runtime.errors import ConfigError
+from runtime.log import get_logger
+from runtime.worker.amqp import AdminClient
+from runtime.worker.transport import Properties
+
+_log = get_logger("runtime.platform")
+
+
+class LocalPlatform:
+    def __init__(
+        self,
+        flows: list[FlowSpec],
+        *,
+        credentials: CredentialsFile | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not flows:
+            raise ConfigError("the local platform needs at least one flow file")
+        users = {(f.api_username, f.api_key) for f in flows}
+        if len(users) > 1:
+            raise ConfigError("all flows of one local platform must share apiUsername and apiKey")
+        self.flows = flows
+        self.credentials = credentials
+        username, password = users.pop()
+        self.api = PlatformApiServer(
+            username=username, password=password, on_keys=self._save_keys, host=host, port=port
+        )
+        self._stop = threading.Event()
+        self._consumers: list[threading.Thread] = []
+
+    @property
+    def api_url(self) -> str:
+        return self.api.url
+
+    def start(self) -> LocalPlatform:
+        for flow in self.flows:
+            with AdminClient(flow.amqp_url, name="platform") as admin:
+                topology.declare(flow, admin)
+            self._publish_step(flow)
+        self.api.start()
+        for flow in self.flows:
+            thread = threading.Thread(
+                target=self._consume_keys, args=(flow,), name="platform-keys", daemon=True
+            )
+            thread.start()
+            self._consumers.append(thread)
+        return self
+
+    def stop(self, *, remove_topology: bool = False) -> None:
+        self._stop.set()
+        for thread in self._consumers:
+            thread.join(5)
+        self.api.stop()
+        if remove_topology:
+            for flow in self.flows:
+                with AdminClient(flow.amqp_url, name="platform") as admin:
+                    topology.remove(flow, admin)
+
+    def step_config(self, flow: FlowSpec) -> dict[str, Any]:
+        """The step's cfg: the credential's fields (from the credentials file) and the step's."""
+        config = dict(flow.config)
+        if flow.credential:
+            if self.credentials is None:
+                raise ConfigError(
+                    f"flow {flow.flow_id} names credential {flow.credential!r} but no "
+                    "credentials file was given"
+                )
+            config = {**self.credentials.entry(flow.credential), **config}
+        return config
+
+    def _publish_step(self, flow: FlowSpec) -> None:
+        self.api.add_step(flow.flow_id, flow.step_id, flow.step_data(self.step_config(flow)))
+
+    def _save_keys(self, account: str, keys: dict[str, Any]) -> None:
+        """Called, one at a time, once the API's account store took new keys."""
+        if self.credentials is not None and account in self.credentials.names():
+            self.credentials.save(account, keys)
+            _log.info("credential_saved", credential=account)
+
+    def _consume_keys(self, flow: FlowSpec) -> None:
+        def on_message(body: bytes, properties: Properties) -> None:
+            event = messaging.read(flow, "keys", body, properties)
+            payload = event["payload"]
+            account = str(payload.get("account") or flow.account)
+            replaces = payload.get("replaces")
+            keys = payload.get("keys") or {}
+            if not self.api.state.save_account(account, keys, replaces):
+                # Newer keys were saved first (through the accounts API, or by another replica).
+                _log.info("keys_superseded", credential=account)
+
+        try:
+            with AdminClient(flow.amqp_url, name="platform-keys") as admin:
+                admin.consume(flow.output_queue("keys"), on_message, stop=self._stop)
+        except Exception as exc:  # noqa: BLE001 - the platform keeps serving; say why keys stop
+            _log.error("keys_consumer_stopped", flow=flow.flow_id, error=str(exc))

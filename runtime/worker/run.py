@@ -1,0 +1,254 @@
+"""``python -m runtime run``: the worker's start-up, signals, shutdown and exit codes.
+
+Start-up follows the Node.js sailor: connect, fetch the step data, load the step, run the
+``startup`` hook if required and the ``init`` hook, then consume. A failure once the broker
+is connected is published as an error (so the platform shows it) and exits 1. SIGTERM or
+SIGINT stops consuming, lets messages in flight finish (up to ELASTICIO_SHUTDOWN_TIMEOUT),
+settles them, closes and exits 0; a second signal changes nothing.
+
+Exit codes: 0 clean stop, 1 failure (broker, platform, step), 2 bad settings or component.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+
+from runtime import IMPORTED_AT, log
+from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
+from runtime.errors import ConfigError, TransportError
+from runtime.platform.api import PlatformApi
+from runtime.step.component import component_root, load_component
+from runtime.step.hooks import call_hook
+from runtime.step.loader import load_step
+from runtime.worker.amqp import Broker, PublishRetry, Reconnect
+from runtime.worker.crypto import MessageCipher
+from runtime.worker.hooks import run_shutdown, run_startup
+from runtime.worker.loop import Worker, report_startup_error
+from runtime.worker.publisher import Publisher
+from runtime.worker.settings import Settings
+from runtime.worker.step_state import StepState
+from runtime.worker.transport import Delivery
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+STUCK_THREADS_LIMIT = 8
+
+_log = log.get_logger("runtime.run")
+
+
+def log_context(settings: Settings) -> dict[str, str]:
+    return {
+        "flowId": settings.flow_id,
+        "stepId": settings.step_id,
+        "function": settings.function,
+        "compId": settings.comp_id,
+        "execId": settings.exec_id,
+        "containerId": settings.container_id,
+    }
+
+
+def run_worker(env: Mapping[str, str], *, cwd: Path, log_format: str | None = None) -> int:
+    started = IMPORTED_AT
+    settings = Settings.from_env(env)
+    log.configure(fmt=log_format, static=log_context(settings))
+    api = PlatformApi(
+        settings.api_uri,
+        settings.api_username,
+        settings.api_key,
+        attempts=settings.api_request_retry_attempts,
+        delay_ms=settings.api_request_retry_delay,
+    )
+    root = component_root(cwd, settings.component_path)
+    if settings.hook_shutdown:
+        return _shutdown_hook(settings, api, root)
+    return _Run(settings, api, root, started).serve()
+
+
+def _touch(path: Path) -> None:
+    try:
+        path.touch()
+    except OSError as exc:
+        _log.warning("health_file_not_written", path=str(path), error=str(exc))
+
+
+def healthy(path: Path, max_age: float = 30.0) -> bool:
+    """Whether a worker touched its health file recently (it is consuming)."""
+    try:
+        return time.time() - path.stat().st_mtime < max_age
+    except OSError:
+        return False
+
+
+def _shutdown_hook(settings: Settings, api: PlatformApi, root: Path) -> int:
+    try:
+        step = load_step(load_component(root), settings.function)
+        state = StepState(api.step(settings.flow_id, settings.step_id))
+        run_shutdown(step, state.cfg(), api, settings.flow_id)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, then a failing exit code
+        _log.error("shutdown_hook_failed", error=str(exc))
+        return EXIT_FAILED
+    _log.info("shutdown_hook_done")
+    return EXIT_OK
+
+
+def credential_lock(settings: Settings) -> CredentialLock:
+    """The lock replicas refresh shared credentials under; says once how they coordinate."""
+    lock = lock_from_url(
+        settings.credential_lock_url,
+        secret=settings.message_crypto_password or None,
+        lease=settings.credential_lock_lease,
+        wait=settings.credential_lock_timeout,
+    )
+    if lock is IN_PROCESS:
+        _log.info(
+            "credential_lock",
+            store=lock.where,
+            note="token refreshes are coordinated within this process only; set "
+            "ELASTICIO_CREDENTIAL_LOCK_URL when replicas share a credential",
+        )
+        return lock
+    problem = lock.check()
+    if problem is None:
+        _log.info("credential_lock", store=lock.where)
+    else:
+        _log.warning(
+            "credential_lock_unreachable",
+            store=lock.where,
+            problem=problem,
+            note="refreshes will fail until it answers; nothing else needs it",
+        )
+    return lock
+
+
+class _Run:
+    def __init__(self, settings: Settings, api: PlatformApi, root: Path, started: float) -> None:
+        self.settings = settings
+        self.api = api
+        self.root = root
+        self.started = started
+        self.stop = threading.Event()
+        self.fatal: BaseException | None = None
+        self.worker: Worker | None = None
+        self.cipher = MessageCipher(settings.message_crypto_password, settings.message_crypto_iv)
+        self.broker = Broker(
+            settings.amqp_uri,
+            queue=settings.listen_messages_on,
+            prefetch=settings.rabbitmq_prefetch_sailor,
+            on_delivery=self._deliver,
+            name=socket.gethostname(),
+            reconnect=Reconnect(
+                first_delay=max(0.05, settings.amqp_reconnect_timeout / 1000),
+                startup_attempts=1 + max(0, settings.amqp_reconnect_attempts),
+                deadline=settings.amqp_reconnect_deadline,
+            ),
+            on_fatal=self._on_fatal,
+            publish_retry=PublishRetry(
+                delay=settings.amqp_publish_retry_delay / 1000,
+                attempts=settings.amqp_publish_retry_attempts,
+                max_delay=settings.amqp_publish_max_retry_delay / 1000,
+            ),
+        )
+
+    def _deliver(self, delivery: Delivery) -> None:
+        if self.worker is None:  # consuming starts only once the worker exists
+            raise RuntimeError("delivery before the worker was ready")
+        self.worker.on_delivery(delivery)
+
+    def _on_fatal(self, error: BaseException) -> None:
+        _log.error("broker_lost", error=str(error))
+        self.fatal = error
+        self.stop.set()
+
+    def serve(self) -> int:
+        try:
+            self.broker.start()
+        except TransportError as exc:
+            _log.error("broker_unreachable", error=str(exc))
+            return EXIT_FAILED
+        try:
+            self._prepare()
+            self._install_signals()
+            self.broker.consume()
+        except ConfigError as exc:
+            self._report(exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every start-up failure is reported the same way
+            self._report(exc)
+            _log.error("startup_failed", error=str(exc))
+            return EXIT_FAILED
+        _log.info("worker_ready", startup_seconds=round(time.monotonic() - self.started, 3))
+        return self._wait_and_stop()
+
+    def _prepare(self) -> None:
+        settings = self.settings
+        state = StepState(self.api.step(settings.flow_id, settings.step_id))
+        component = load_component(self.root)
+        step = load_step(component, settings.function)
+        if settings.startup_required:
+            run_startup(step, state.cfg(), self.api, settings.flow_id)
+        call_hook(step, "init", state.cfg())
+        lock = credential_lock(settings)
+        self.worker = Worker(
+            settings=settings,
+            component=component,
+            step=step,
+            broker=self.broker,
+            api=self.api,
+            state=state,
+            cipher=self.cipher,
+            lock=lock,
+        )
+
+    def _report(self, error: BaseException) -> None:
+        try:
+            report_startup_error(
+                Publisher(self.broker, self.settings), self.settings, self.cipher, error
+            )
+        except Exception as exc:  # noqa: BLE001 - the original failure matters more
+            _log.warning("startup_error_not_published", error=str(exc))
+        finally:
+            self.broker.close()
+
+    def _install_signals(self) -> None:
+        def on_signal(number: int, _frame: FrameType | None) -> None:
+            name = signal.Signals(number).name
+            if self.stop.is_set():
+                _log.info("already_stopping", signal=name)
+                return
+            _log.info("stopping", signal=name)
+            self.stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+
+    def _wait_and_stop(self) -> int:
+        worker = self.worker
+        if worker is None:
+            raise RuntimeError("the worker was not prepared")
+        health = Path(self.settings.health_file)
+        while not self.stop.wait(1.0):
+            if self.broker.consuming:
+                _touch(health)
+            if worker.stuck_threads >= STUCK_THREADS_LIMIT:
+                _log.error("too_many_stuck_steps", threads=worker.stuck_threads)
+                self.fatal = RuntimeError("steps stuck in blocking calls; restarting")
+                break
+        self.broker.stop_consuming()
+        if not worker.wait_idle(self.settings.shutdown_timeout):
+            _log.warning(
+                "shutdown_deadline_passed",
+                seconds=self.settings.shutdown_timeout,
+                note="unfinished messages go back to the queue",
+            )
+        self.broker.close()
+        self.api.close()
+        _log.info("stopped")
+        return EXIT_FAILED if self.fatal is not None else EXIT_OK

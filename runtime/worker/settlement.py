@@ -1,0 +1,211 @@
+"""One owner for each delivery's fate: ack, reject or requeue, decided once and performed once.
+
+The life of a delivery. Every arrow is taken here; the broker only performs a settle on its
+I/O thread and says whether the delivery's connection was still there::
+
+    received ─┬─ no messageId header ──────────────────────────▶ reject
+              ├─ redelivered, same bytes as a message running ─▶ parked, settled with it
+              ├─ redelivered, same bytes as a message that finished
+              │  while no connection could take its verdict ────▶ that verdict, not run again
+              └─ anything else ─▶ running ─▶ settle(verdict)
+                                              │ on the I/O thread: every copy is settled with the
+                                              │ verdict; copies whose connection is gone are skipped
+                                              │ (the broker gives them back), and if none was live
+                                              └ the verdict is remembered for the redelivery
+
+A copy is a true redelivery only when the broker says so and its bytes are the message's:
+messages that merely share a ``messageId`` (a step passing its input on, or emitting copies
+of one object) all run. Verdicts:
+
+* **ack**: the step ended and the broker confirmed every event it published;
+* **reject**: an error before ``end`` (the sailor's rule), bad input, or anything unexpected
+  (then with an error event when the message could be read);
+* **requeue**: its events could not be published. A requeue cannot loop for ever: after
+  ``MAX_REQUEUES`` requeues of the same message (counted here, and by the broker's
+  ``x-delivery-count`` header where the queue keeps one) it is rejected instead.
+
+Decisions on arrival and settles run on the broker's I/O thread, one at a time, so the
+bookkeeping needs no lock; ``settle`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from runtime.log import get_logger
+from runtime.worker.transport import BrokerPort, Delivery, Settlement
+
+MAX_REQUEUES = 5
+REMEMBER_SECONDS = 600.0
+REMEMBER_MAX = 10_000
+
+_log = get_logger("runtime.worker.settlement")
+_V = TypeVar("_V")
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A message running here: its first delivery and any redelivered copies parked on it."""
+
+    message_id: str
+    deliveries: list[Delivery]
+    settled: bool = False
+
+    @property
+    def delivery(self) -> Delivery:
+        return self.deliveries[0]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run this message; settle its ticket when its fate is known."""
+
+    ticket: Ticket
+
+
+@dataclass(frozen=True)
+class Handled:
+    """Nothing to run: the delivery was parked on its first copy or settled on arrival."""
+
+    why: str
+
+
+Admission = Run | Handled
+
+
+@dataclass
+class _Memory:
+    """Verdicts of messages that finished while no connection could take them."""
+
+    verdicts: collections.OrderedDict[tuple[str, bytes], tuple[Settlement, float]] = field(
+        default_factory=collections.OrderedDict
+    )
+    requeues: collections.OrderedDict[tuple[str, bytes], int] = field(
+        default_factory=collections.OrderedDict
+    )
+
+
+class Ledger:
+    def __init__(self, broker: BrokerPort, *, max_requeues: int = MAX_REQUEUES) -> None:
+        self._broker = broker
+        self._max_requeues = max_requeues
+        self._running: dict[str, list[Ticket]] = {}
+        self._memory = _Memory()
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    # --- on the I/O thread ---------------------------------------------------------------
+
+    def receive(self, delivery: Delivery) -> Admission:
+        """Decide what to do with a new delivery (on the I/O thread, as it arrives)."""
+        message_id = delivery.headers.get("messageId")
+        if not message_id:
+            _log.error("message_rejected", reason="no messageId header", tag=delivery.tag)
+            self._broker.settle_here(delivery, "reject")
+            return Handled("no messageId")
+        message_id = str(message_id)
+        if delivery.redelivered:
+            for ticket in self._running.get(message_id, ()):
+                if ticket.delivery.body == delivery.body:
+                    ticket.deliveries.append(delivery)
+                    _log.warning("redelivery_of_message_in_progress", messageId=message_id)
+                    return Handled("parked")
+            verdict = self._remembered(message_id, delivery.body)
+            if verdict is not None:
+                _log.info("redelivery_settled_as_before", messageId=message_id, verdict=verdict)
+                self._broker.settle_here(delivery, verdict)
+                return Handled("settled as before")
+        ticket = Ticket(message_id, [delivery])
+        self._running.setdefault(message_id, []).append(ticket)
+        with self._idle:
+            self._in_flight += 1
+        return Run(ticket)
+
+    def _settle_here(self, ticket: Ticket, verdict: Settlement) -> None:
+        if ticket.settled:
+            _log.error("settled_twice", messageId=ticket.message_id, verdict=verdict)
+            return
+        ticket.settled = True
+        try:
+            verdict = self._bounded(ticket, verdict)
+            siblings = self._running.get(ticket.message_id, [])
+            if ticket in siblings:
+                siblings.remove(ticket)
+            if not siblings:
+                self._running.pop(ticket.message_id, None)
+            applied = False
+            for delivery in ticket.deliveries:
+                applied = self._broker.settle_here(delivery, verdict) or applied
+            if not applied:
+                _log.warning("settle_deferred_until_redelivery", verdict=verdict)
+                self._remember(ticket, verdict)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _bounded(self, ticket: Ticket, verdict: Settlement) -> Settlement:
+        if verdict != "requeue":
+            return verdict
+        key = _key(ticket)
+        counted = self._memory.requeues.pop(key, 0) + 1
+        delivery_count = ticket.delivery.headers.get("x-delivery-count")
+        if isinstance(delivery_count, int) and not isinstance(delivery_count, bool):
+            counted = max(counted, delivery_count + 1)
+        if counted > self._max_requeues:
+            _log.error(
+                "message_rejected",
+                messageId=ticket.message_id,
+                reason=f"requeued {counted - 1} times already; rejected so it cannot loop",
+            )
+            return "reject"
+        self._memory.requeues[key] = counted
+        _trim(self._memory.requeues)
+        return verdict
+
+    def _remember(self, ticket: Ticket, verdict: Settlement) -> None:
+        self._memory.verdicts[_key(ticket)] = (verdict, time.monotonic())
+        _trim(self._memory.verdicts)
+
+    def _remembered(self, message_id: str, body: bytes) -> Settlement | None:
+        verdicts = self._memory.verdicts
+        if not verdicts:
+            return None
+        limit = time.monotonic() - REMEMBER_SECONDS
+        while verdicts and next(iter(verdicts.values()))[1] < limit:
+            verdicts.popitem(last=False)
+        found = verdicts.pop((message_id, _digest(body)), None)
+        return found[0] if found is not None else None
+
+    # --- from any thread -----------------------------------------------------------------
+
+    def settle(self, ticket: Ticket, verdict: Settlement) -> None:
+        """Decide a running message's fate; it is performed on the I/O thread, once."""
+        self._broker.call_soon(lambda: self._settle_here(ticket, verdict))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every message taken so far is settled; False if time ran out."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+
+def _key(ticket: Ticket) -> tuple[str, bytes]:
+    return ticket.message_id, _digest(ticket.delivery.body)
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+def _trim(table: collections.OrderedDict[tuple[str, bytes], _V]) -> None:
+    while len(table) > REMEMBER_MAX:
+        table.popitem(last=False)

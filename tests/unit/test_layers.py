@@ -1,0 +1,99 @@
+"""Which part of the runtime may import which: the directions, written down once.
+
+``runtime/*.py`` at the top are shared by everyone (errors, logging and redaction, bounds,
+ids, network errors in words). Each package may import itself, the shared modules, and what
+its row allows. The test fails when a lower layer imports a higher one.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import runtime
+
+RUNTIME = Path(runtime.__file__).parent
+SHARED = {"runtime.errors", "runtime.log", "runtime.redact", "runtime.bounded", "runtime.ids",
+          "runtime.network", "runtime"}  # fmt: skip
+
+ALLOWED: dict[str, set[str]] = {
+    # credentials and sessions know nothing of steps, the worker or the platform
+    "runtime.auth": set(),
+    # the component contract knows nothing of AMQP or of the platform's HTTP API
+    "runtime.step": {"runtime.auth"},
+    "runtime.platform": {"runtime.auth", "runtime.step"},
+    # the AMQP side knows nothing of auth, steps or the platform: only plain deliveries
+    "runtime.worker.amqp": {"runtime.worker.transport"},
+    "runtime.worker": {"runtime.auth", "runtime.step", "runtime.platform"},
+    "runtime.devtools": {"runtime.auth", "runtime.step", "runtime.platform", "runtime.worker"},
+}
+OPEN = {"runtime.cli", "runtime.__main__", "runtime.testing", "runtime.__init__"}
+"""The command line and the public face may use anything."""
+
+
+def module_name(path: Path) -> str:
+    return ".".join(("runtime", *path.relative_to(RUNTIME).with_suffix("").parts))
+
+
+def imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def layer_of(module: str) -> str | None:
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def is_runtime_module(name: str) -> bool:
+    dotted = name.split(".")
+    return name == "runtime" or (
+        dotted[0] == "runtime"
+        and (RUNTIME.joinpath(*dotted[1:]).with_suffix(".py").exists()
+             or RUNTIME.joinpath(*dotted[1:]).is_dir())
+    )  # fmt: skip
+
+
+def test_every_module_imports_only_what_its_layer_allows():
+    offences = []
+    for path in sorted(RUNTIME.rglob("*.py")):
+        module = module_name(path)
+        if module in OPEN:
+            continue
+        layer = layer_of(module)
+        allowed = SHARED | ({layer} | ALLOWED[layer] if layer else set())
+        for name in sorted(imports(path)):
+            if not is_runtime_module(name) or name in SHARED:
+                continue
+            if not any(name == a or name.startswith(a + ".") for a in allowed - {"runtime"}):
+                offences.append(f"{module} imports {name}")
+    assert offences == []
+
+
+def test_every_module_belongs_to_a_layer_or_is_shared():
+    homeless = [
+        module_name(path)
+        for path in RUNTIME.rglob("*.py")
+        if module_name(path) not in OPEN | SHARED
+        and layer_of(module_name(path)) is None
+        and not module_name(path).endswith("__init__")
+    ]
+    assert homeless == []
+
+
+def test_pika_is_imported_only_by_the_amqp_package():
+    importers = sorted(
+        module_name(path)
+        for path in RUNTIME.rglob("*.py")
+        if any(name == "pika" or name.startswith("pika.") for name in imports(path))
+    )
+    assert importers
+    assert all(name.startswith("runtime.worker.amqp.") for name in importers), importers
