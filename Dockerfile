@@ -1,4 +1,6 @@
-# The container the platform deploys for a step: the runtime, the component, the worker.
+# The containers of a step. The last stage, `worker`, is what the platform deploys (the
+# default target): the runtime, the component, the worker, and none of the local-run tools.
+# `local` adds those (the local platform, the demo provider and driver) for docker compose.
 FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,16 +13,30 @@ WORKDIR /app
 # Dependencies first, from the pins, so code changes do not reinstall them.
 COPY pyproject.toml constraints.txt README.md ./
 COPY runtime/__init__.py runtime/__init__.py
-RUN pip install -c constraints.txt pika requests pydantic structlog cryptography redis
-
-COPY runtime ./runtime
-COPY lib ./lib
-COPY component.json verifyCredentials.py ./
-COPY demo ./demo
-RUN pip install --no-deps -c constraints.txt . \
-    && python -m runtime validate \
+RUN pip install -c constraints.txt pika requests pydantic structlog cryptography redis \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin worker \
     && mkdir -p /data && chown worker /data
+
+COPY lib ./lib
+COPY component.json verifyCredentials.py ./
+
+
+FROM base AS local
+
+COPY runtime ./runtime
+COPY demo ./demo
+RUN pip install --no-deps -c constraints.txt . && python -m runtime validate
+
+USER worker
+CMD ["python", "-m", "runtime", "run"]
+
+
+FROM base AS worker
+
+COPY runtime ./runtime
+RUN rm -rf runtime/devtools \
+    && pip install --no-deps -c constraints.txt . \
+    && python -m runtime validate
 
 USER worker
 

@@ -388,6 +388,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("runtime.devtools"):
+            raise
+        sys.stderr.write(
+            f"error: '{args.command}' is a tool for local runs, left out of this installation "
+            "(the worker's container image carries none); run it from a clone of the "
+            "repository (scripts/demo, scripts/check install it) or the Dockerfile's "
+            "'local' target\n"
+        )
+        return EXIT_USAGE
     except StepError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_FAILED

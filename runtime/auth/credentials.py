@@ -12,26 +12,36 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, get_args
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
-    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from runtime import bounded
 from runtime.auth.errors import CredentialError
-from runtime.auth.profiles import PROFILES, ProviderProfile, profile_named
+from runtime.auth.profiles import PROFILES, ProviderProfile
+from runtime.auth.shapes import (
+    TOKEN_FIELDS,
+    CredentialType,
+    JsonObjectText,
+    bearer_spelling,
+    flatten,
+    label,
+    normalise_input,
+    parse_instant,
+    parse_seconds,
+    split_scopes,
+)
 from runtime.redact import SECRETS
 
-CredentialType = Literal["none", "bearer", "basic", "api_key", "oauth2"]
 RefreshPolicy = Literal["on_401", "proactive", "always"]
 ClientAuthLocation = Literal["headers", "body", "both"]
 GrantType = Literal["refresh_token", "client_credentials"]
@@ -39,17 +49,7 @@ KeyLocation = Literal["header", "query"]
 
 DEFAULT_LIFETIME = 3600.0
 
-_TYPE_ALIASES = {
-    "": "none",
-    "noauth": "none",
-    "token": "bearer",
-    "apikey": "api_key",
-    "api_key": "api_key",
-    "oauth": "oauth2",
-    "oauth2": "oauth2",
-}
-_TOKEN_FIELDS = ("access_token", "refresh_token", "expires_in", "expires_at", "token_type")
-_RESPONSE_FIELDS = frozenset({*_TOKEN_FIELDS, "scope"})
+_RESPONSE_FIELDS = frozenset({*TOKEN_FIELDS, "scope"})
 
 
 class Credentials(BaseModel):
@@ -82,17 +82,17 @@ class Credentials(BaseModel):
     refresh_token: str | None = None
     token_url: str | None = None
     authorize_url: str | None = None
-    scopes: list[str] = []
-    expires_at: datetime | None = None
+    scopes: Annotated[list[str], BeforeValidator(split_scopes)] = []
+    expires_at: Annotated[datetime | None, BeforeValidator(parse_instant)] = None
     expires_in: float | None = None
-    token_type: str = "Bearer"
+    token_type: Annotated[str, BeforeValidator(bearer_spelling)] = "Bearer"
     grant_type: GrantType | None = None
     refresh: RefreshPolicy | None = None
     client_auth_location: ClientAuthLocation | None = None
     no_refresh_token: bool = False
     default_lifetime: float | None = None
-    extra: dict[str, str] = {}
-    headers: dict[str, str] = Field(
+    extra: JsonObjectText = {}
+    headers: JsonObjectText = Field(
         default={}, validation_alias=AliasChoices("staticHeaders", "headers", "static_headers")
     )
     """Sent on every request (Xero's tenant header, API versions); ``staticHeaders`` in a
@@ -122,81 +122,24 @@ class Credentials(BaseModel):
         if not isinstance(data, Mapping):
             raise CredentialError(f"a credential must be a JSON object, not {type(data).__name__}")
         raw = copy.deepcopy(dict(data))
-        flat, nested = _flatten(raw)
-        snake = nested is not None or any(k in flat for k in _TOKEN_FIELDS)
-        flat = _normalise_input(flat, name)
-        label = _label(flat)
+        flat, nested = flatten(raw)
+        snake = nested is not None or any(k in flat for k in TOKEN_FIELDS)
+        flat = normalise_input(flat, name)
+        described = label(flat)
         try:
             credentials = cls.model_validate(flat)
         except ValidationError as exc:
             details = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'type'}: {e['msg']}" for e in exc.errors()
             )
-            raise CredentialError(f"{label} is not valid: {details}") from None
+            raise CredentialError(f"{described} is not valid: {details}") from None
         credentials._raw = raw
         credentials._nested = nested
         credentials._snake = snake
         if complete:
-            credentials._check_complete()
+            _check_complete(credentials)
         SECRETS.add(*credentials.secret_values())
         return credentials
-
-    @field_validator("scopes", mode="before")
-    @classmethod
-    def _split_scopes(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace(",", " ").split()
-        return value
-
-    @field_validator("headers", "extra", mode="before")
-    @classmethod
-    def _parse_json_object(cls, value: Any) -> Any:
-        # UI text areas deliver these as JSON text.
-        if isinstance(value, str):
-            if not value.strip():
-                return {}
-            try:
-                return bounded.loads(value, what="the text", limit=64 * 1024)
-            except bounded.OutOfBounds as exc:
-                raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("expires_at", mode="before")
-    @classmethod
-    def _parse_expiry(cls, value: Any) -> Any:
-        return parse_instant(value)
-
-    @field_validator("token_type", mode="before")
-    @classmethod
-    def _normalise_token_type(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.lower() == "bearer":
-            return "Bearer"
-        return value or "Bearer"
-
-    def _check_complete(self) -> None:
-        label = _label(self.model_dump())
-        missing: list[str]
-        if self.type == "bearer":
-            missing = [] if self.token or self.access_token else ["token"]
-        elif self.type == "basic":
-            missing = [] if self.username else ["username"]
-        elif self.type == "api_key":
-            missing = [] if self.key else ["key"]
-        elif self.type == "oauth2":
-            missing = self._missing_for_refresh()
-            if missing and not self.no_refresh_token:
-                need = " and ".join(missing)
-                hint = (
-                    ""
-                    if self.access_token is None
-                    else (" (or set noRefreshToken: true to use the access token as it is)")
-                )
-                raise CredentialError(f"{label} needs {need} to refresh{hint}")
-            missing = [] if self.access_token or not self.no_refresh_token else ["accessToken"]
-        else:
-            missing = []
-        if missing:
-            raise CredentialError(f"{label} needs {' and '.join(missing)}")
 
     def _missing_for_refresh(self) -> list[str]:
         if self.effective_grant == "client_credentials":
@@ -326,7 +269,7 @@ class Credentials(BaseModel):
         elif self._snake:
             keys.update(token)
         else:
-            keys.update({to_camel(k) if k in _TOKEN_FIELDS else k: v for k, v in token.items()})
+            keys.update({to_camel(k) if k in TOKEN_FIELDS else k: v for k, v in token.items()})
         return keys
 
     def _token_fields(self) -> dict[str, Any]:
@@ -343,6 +286,35 @@ class Credentials(BaseModel):
             fields["expires_at"] = self.expires_at.isoformat().replace("+00:00", "Z")
         fields.update(self.extras)
         return fields
+
+
+def _check_complete(credentials: Credentials) -> None:
+    """Raise when the credential cannot be used (or refreshed) as it is."""
+    described = label(credentials.model_dump())
+    missing: list[str]
+    if credentials.type == "bearer":
+        missing = [] if credentials.token or credentials.access_token else ["token"]
+    elif credentials.type == "basic":
+        missing = [] if credentials.username else ["username"]
+    elif credentials.type == "api_key":
+        missing = [] if credentials.key else ["key"]
+    elif credentials.type == "oauth2":
+        missing = credentials._missing_for_refresh()
+        if missing and not credentials.no_refresh_token:
+            need = " and ".join(missing)
+            hint = (
+                ""
+                if credentials.access_token is None
+                else " (or set noRefreshToken: true to use the access token as it is)"
+            )
+            raise CredentialError(f"{described} needs {need} to refresh{hint}")
+        missing = (
+            [] if credentials.access_token or not credentials.no_refresh_token else ["accessToken"]
+        )
+    else:
+        missing = []
+    if missing:
+        raise CredentialError(f"{described} needs {' and '.join(missing)}")
 
 
 class KeysUpdate(dict[str, Any]):
@@ -369,7 +341,7 @@ def keys_version(keys: Mapping[str, Any] | Credentials) -> str | None:
     if isinstance(keys, Credentials):
         token = keys.refresh_token or keys.access_token or keys.token
     else:
-        flat, _ = _flatten(dict(keys))
+        flat, _ = flatten(dict(keys))
         token = next(
             (
                 flat[name]
@@ -381,87 +353,3 @@ def keys_version(keys: Mapping[str, Any] | Credentials) -> str | None:
     if not token:
         return None
     return hashlib.sha256(token.encode()).hexdigest()[:16]
-
-
-def _flatten(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """Lift tokens nested under an OAuth field (``cfg.oauth``) to the top level."""
-    if "access_token" in raw or "accessToken" in raw:
-        return dict(raw), None
-    for key, value in raw.items():
-        if isinstance(value, dict) and ("access_token" in value or "refresh_token" in value):
-            flat = {k: v for k, v in raw.items() if k != key}
-            flat.update(value)
-            flat.setdefault("type", "oauth2")
-            return flat, key
-    return dict(raw), None
-
-
-def _normalise_input(given: dict[str, Any], name: str | None) -> dict[str, Any]:
-    # An empty form field means "not set", so provider defaults can fill it.
-    data = {k: v for k, v in given.items() if v is not None and v != ""}
-    if name and not data.get("name"):
-        data["name"] = name
-    kind = str(data.get("type", "oauth2" if _looks_oauth(data) else "none"))
-    normalised = _TYPE_ALIASES.get(kind.lower().replace("-", "_"), kind.lower())
-    if normalised not in get_args(CredentialType):
-        known = ", ".join(get_args(CredentialType))
-        raise CredentialError(f"{_label(data)} has an unknown type {kind!r}: use one of {known}")
-    data["type"] = normalised
-    provider = data.get("provider")
-    if provider:
-        profile = profile_named(str(provider))
-        data["provider"] = profile.name
-        for field, value in profile.defaults(data).items():
-            data.setdefault(field, value)
-    if "scope" in data and "scopes" not in data and normalised == "oauth2":
-        data["scopes"] = data["scope"]
-    seconds = parse_seconds(data.get("expires_in", data.get("expiresIn")))
-    has_expiry = data.get("expires_at") is not None or data.get("expiresAt") is not None
-    if seconds is not None:
-        data.pop("expiresIn", None)
-        data["expires_in"] = seconds
-        if not has_expiry:
-            issued = parse_instant(data.get("issued_at")) or datetime.now(UTC)
-            data["expires_at"] = issued + timedelta(seconds=seconds)
-    return data
-
-
-def _looks_oauth(data: Mapping[str, Any]) -> bool:
-    return any(k in data for k in ("access_token", "accessToken", "refresh_token", "refreshToken"))
-
-
-def _label(data: Mapping[str, Any]) -> str:
-    kind = data.get("type") or "a"
-    name = data.get("name")
-    return f"{kind} credential {name!r}" if name else f"{kind} credential"
-
-
-def parse_seconds(value: Any) -> float | None:
-    """A lifetime in seconds from an int, float or numeric string; None when absent or junk."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if seconds > 0 else None
-
-
-def parse_instant(value: Any) -> datetime | None:
-    """A UTC instant from ISO 8601 text, epoch seconds or epoch milliseconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-        number = float(value)
-        if number > 1e12:  # milliseconds, as Salesforce's issued_at
-            number /= 1000
-        return datetime.fromtimestamp(number, UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None

@@ -11,6 +11,7 @@ Exit codes: 0 clean stop, 1 failure (broker, platform, step), 2 bad settings or 
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import threading
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from runtime import IMPORTED_AT, log
+from runtime import log
 from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
 from runtime.errors import ConfigError, TransportError
 from runtime.platform.api import PlatformApi
@@ -53,7 +54,7 @@ def log_context(settings: Settings) -> dict[str, str]:
 
 
 def run_worker(env: Mapping[str, str], *, cwd: Path, log_format: str | None = None) -> int:
-    started = IMPORTED_AT
+    started = time.monotonic() - process_age()
     settings = Settings.from_env(env)
     log.configure(fmt=log_format, static=log_context(settings))
     api = PlatformApi(
@@ -67,6 +68,18 @@ def run_worker(env: Mapping[str, str], *, cwd: Path, log_format: str | None = No
     if settings.hook_shutdown:
         return _shutdown_hook(settings, api, root)
     return _Run(settings, api, root, started).serve()
+
+
+def process_age() -> float:
+    """Seconds since this process started (from /proc where there is one, else 0), so that
+    start-up time includes the interpreter and the imports."""
+    try:
+        since_boot = float(Path("/proc/uptime").read_text().split()[0])
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return max(0.0, since_boot - int(fields[19]) / ticks)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _touch(path: Path) -> None:

@@ -4,6 +4,7 @@ import ast
 from pathlib import Path
 
 import runtime
+import runtime.auth
 import runtime.testing
 
 RUNTIME = Path(runtime.__file__).parent
@@ -55,7 +56,47 @@ def test_public_api_is_pinned():
         "run_step_outcome",
         "run_verify",
     ]
+    assert sorted(runtime.auth.__all__) == sorted(
+        [
+            "PROFILES",
+            "AuthError",
+            "AuthorizedSession",
+            "BodyNotReplayable",
+            "ClientMisconfigured",
+            "CredentialError",
+            "CredentialLockUnavailable",
+            "Credentials",
+            "InsufficientScope",
+            "KeysConflict",
+            "ProviderProfile",
+            "ReauthRequired",
+            "TokenEndpointUnavailable",
+            "profile_named",
+        ]
+    )
+    for name in runtime.auth.__all__:
+        assert getattr(runtime.auth, name) is not None, name
+
+
+def test_the_public_face_carries_nothing_of_benchmarks_or_demos():
+    for module in (runtime, runtime.testing, runtime.auth):
+        names = {name.lower() for name in dir(module)}
+        assert not {n for n in names if "bench" in n or "demo" in n or "imported_at" in n}
 
 
 def test_the_package_says_it_is_typed():
     assert (RUNTIME / "py.typed").is_file()
+
+
+def test_the_readme_layout_lists_every_package_of_the_runtime_and_nothing_else():
+    readme = (RUNTIME.parent / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    listed = {line.split()[0].rstrip("/") for line in layout.strip().splitlines()}
+    packages = {
+        str(path.parent.relative_to(RUNTIME.parent))
+        for path in RUNTIME.rglob("__init__.py")
+        if path.parent.parent in (RUNTIME, RUNTIME / "worker")
+    }
+    assert packages <= listed
+    for entry in listed - {"runtime/*.py"}:
+        assert (RUNTIME.parent / entry).exists(), entry

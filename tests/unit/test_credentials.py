@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runtime.auth import CredentialError, Credentials, profile_named
-from runtime.auth.credentials import parse_instant
+from runtime.auth.shapes import parse_instant
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -79,3 +79,34 @@ def test_the_image_installs_every_runtime_dependency():
     for requirement in project["dependencies"]:
         name = re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0]
         assert f" {name}" in install, name
+
+
+def test_the_deployed_image_is_the_worker_without_the_local_run_tools():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.MULTILINE)
+    assert stages[-1] == "worker"  # the default target
+    worker = dockerfile.split("AS worker", 1)[1]
+    assert "rm -rf runtime/devtools" in worker
+    assert "demo" not in worker.replace("devtools", "")
+    for service in WORKERS:
+        assert SERVICES[service]["build"]["target"] == "worker"
+    for service in ("platform", "demo-api", "demo"):
+        assert SERVICES[service]["build"]["target"] == "local"
+
+
+def test_a_local_run_tool_missing_from_an_installation_is_a_clear_error(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoDevtools:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.startswith('runtime.devtools'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoDevtools())\n"
+    )
+    from tests.helpers import run_cli
+
+    result = run_cli("demo-api", env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert result.returncode == 2
+    assert "'demo-api' is a tool for local runs" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run_cli("validate", env={"PYTHONPATH": f"{tmp_path}:{ROOT}"}).returncode == 0
