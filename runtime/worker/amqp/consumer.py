@@ -19,8 +19,8 @@ import pika.spec
 from runtime.errors import TransportError
 from runtime.log import get_logger
 from runtime.worker.amqp.convert import from_pika
-from runtime.worker.amqp.link import Link
-from runtime.worker.amqp.policy import Outage, is_not_found
+from runtime.worker.amqp.link import Link, Side
+from runtime.worker.amqp.policy import is_not_found
 from runtime.worker.transport import Delivery, Settlement
 
 OnDelivery = Callable[[Delivery], None]
@@ -29,32 +29,26 @@ OnDelivery = Callable[[Delivery], None]
 _log = get_logger("runtime.worker.amqp")
 
 
-class Consumer:
+class Consumer(Side):
     """Everything here runs on the broker's I/O thread, except the events read elsewhere."""
+
+    role = "read"
 
     def __init__(
         self, link: Link, *, queue: str, prefetch: int, on_delivery: OnDelivery | None
     ) -> None:
-        self._link = link
+        super().__init__(link)
         self._queue = queue
         self._prefetch = prefetch
         self._on_delivery = on_delivery
-        self._connection: pika.SelectConnection | None = None
         self._channel: pika.channel.Channel | None = None
         self._tag: str | None = None
         self._consumed_once = False
         self._wanted = False
-        self._outage = Outage()
         self.generation = 0
         self.ready = threading.Event()
         """The channel is open with its prefetch set."""
         self.consuming = threading.Event()
-
-    def connect(self) -> None:
-        if not self._link.closing:
-            self._connection = self._link.open(
-                "read", self._on_open, self._on_failed, self._on_closed
-            )
 
     def consume(self) -> None:
         """Start consuming (now, or as soon as the channel is ready)."""
@@ -89,12 +83,7 @@ class Consumer:
 
     def close(self) -> None:
         self.consuming.clear()
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._connection is None or self._connection.is_closed
+        super().close()
 
     # --- callbacks -----------------------------------------------------------------------
 
@@ -141,14 +130,14 @@ class Consumer:
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
 
-    def _forget_channel(self) -> None:
+    def _forget(self) -> None:
         self._channel = None
         self._tag = None
         self.ready.clear()
         self.consuming.clear()
 
     def _on_channel_closed(self, _channel: pika.channel.Channel, reason: BaseException) -> None:
-        self._forget_channel()
+        self._forget()
         if self._link.closing:
             return
         if is_not_found(reason) and not self._consumed_once:
@@ -162,15 +151,3 @@ class Consumer:
         _log.warning("consumer_channel_closed", reason=str(reason))
         if self._connection is not None and self._connection.is_open:
             self._connection.close()  # reconnects from _on_closed
-
-    def _on_failed(self, _connection: pika.connection.Connection, error: BaseException) -> None:
-        self._connection = None
-        self._link.retry(self._outage, error, self.connect)
-
-    def _on_closed(self, _connection: pika.connection.Connection, reason: BaseException) -> None:
-        self._connection = None
-        self._forget_channel()
-        if self._link.closing:
-            return
-        _log.warning("read_connection_lost", reason=str(reason))
-        self._link.retry(self._outage, reason, self.connect)

@@ -11,7 +11,10 @@ import pika.connection
 from pika.adapters.select_connection import IOLoop
 
 from runtime.errors import TransportError
+from runtime.log import get_logger
 from runtime.worker.amqp.policy import Outage
+
+_log = get_logger("runtime.worker.amqp")
 
 OnOpen = Callable[[pika.connection.Connection], None]
 OnProblem = Callable[[pika.connection.Connection, BaseException], None]
@@ -41,3 +44,46 @@ class Link(Protocol):
     def start_failed(self, error: TransportError) -> None:
         """Starting cannot succeed (a missing queue): the waiting caller raises ``error``."""
         ...
+
+
+class Side:
+    """One of the broker's two connections: opened, reopened after a loss, closed."""
+
+    role = ""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+        self._connection: pika.SelectConnection | None = None
+        self._outage = Outage()
+
+    def connect(self) -> None:
+        if not self._link.closing:
+            self._connection = self._link.open(
+                self.role, self._on_open, self._on_failed, self._on_closed
+            )
+
+    def close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._connection is None or self._connection.is_closed
+
+    def _on_open(self, connection: pika.connection.Connection) -> None:
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """Drop what lived on the lost connection (its channel, its unconfirmed work)."""
+
+    def _on_failed(self, _connection: pika.connection.Connection, error: BaseException) -> None:
+        self._connection = None
+        self._link.retry(self._outage, error, self.connect)
+
+    def _on_closed(self, _connection: pika.connection.Connection, reason: BaseException) -> None:
+        self._connection = None
+        self._forget()
+        if self._link.closing:
+            return
+        _log.warning(f"{self.role}_connection_lost", reason=str(reason))
+        self._link.retry(self._outage, reason, self.connect)

@@ -26,8 +26,8 @@ import pika.spec
 from runtime.errors import TransportError
 from runtime.log import get_logger
 from runtime.worker.amqp.convert import to_pika
-from runtime.worker.amqp.link import Link
-from runtime.worker.amqp.policy import Outage, PublishRetry
+from runtime.worker.amqp.link import Link, Side
+from runtime.worker.amqp.policy import PublishRetry
 from runtime.worker.transport import Confirmation, Properties, UnroutableError
 
 _log = get_logger("runtime.worker.amqp")
@@ -46,27 +46,21 @@ class Pending:
     attempts: int = 0
 
 
-class Publishing:
+class Publishing(Side):
     """Everything here runs on the broker's I/O thread, except ``ready`` read elsewhere."""
 
+    role = "write"
+
     def __init__(self, link: Link, retry: PublishRetry) -> None:
-        self._link = link
+        super().__init__(link)
         self._retry = retry
-        self._connection: pika.SelectConnection | None = None
         self._channel: pika.channel.Channel | None = None
-        self._outage = Outage()
         self._outbox: collections.deque[Pending] = collections.deque()
         self._unconfirmed: collections.OrderedDict[int, Pending] = collections.OrderedDict()
         self._next_tag = 1
         self._expiring = False
         self.ready = threading.Event()
         """The confirming channel is open."""
-
-    def connect(self) -> None:
-        if not self._link.closing:
-            self._connection = self._link.open(
-                "write", self._on_open, self._on_failed, self._on_closed
-            )
 
     def add(self, pending: Pending) -> None:
         self._outbox.append(pending)
@@ -119,14 +113,6 @@ class Publishing:
             self.flush()
 
         self._link.loop.call_later(self._retry.wait(pending.attempts), again)
-
-    def close(self) -> None:
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._connection is None or self._connection.is_closed
 
     # --- callbacks -----------------------------------------------------------------------
 
@@ -207,25 +193,14 @@ class Publishing:
             self._link.loop.call_later(1.0, self._expire)
 
     def _on_channel_closed(self, _channel: pika.channel.Channel, reason: BaseException) -> None:
-        self._channel = None
-        self.ready.clear()
-        self._requeue_unconfirmed()
+        self._forget()
         if self._link.closing:
             return
         _log.warning("publish_channel_closed", reason=str(reason))
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
 
-    def _on_failed(self, _connection: pika.connection.Connection, error: BaseException) -> None:
-        self._connection = None
-        self._link.retry(self._outage, error, self.connect)
-
-    def _on_closed(self, _connection: pika.connection.Connection, reason: BaseException) -> None:
-        self._connection = None
+    def _forget(self) -> None:
         self._channel = None
         self.ready.clear()
         self._requeue_unconfirmed()
-        if self._link.closing:
-            return
-        _log.warning("write_connection_lost", reason=str(reason))
-        self._link.retry(self._outage, reason, self.connect)
