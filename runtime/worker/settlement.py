@@ -188,10 +188,6 @@ class Ledger:
         """Decide a running message's fate; it is performed on the I/O thread, once."""
         self._broker.call_soon(lambda: self._settle_here(ticket, verdict))
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every message taken so far is settled; False if time ran out."""
         with self._idle:
