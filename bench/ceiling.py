@@ -1,7 +1,9 @@
 """The ceiling: a bare pika loop doing a passthrough step's wire work, and nothing else.
 
 consume → base64-decode → decrypt → parse → serialise → encrypt → base64 → publish with a
-confirm → ack the input once its output is confirmed. One thread, pika's select loop, two
+confirm → ack the input once its output is confirmed. The output carries the same headers the
+worker (and the Node.js sailor) send, so both put the same bytes on the wire, and JSON goes
+through orjson as in the worker. One thread, pika's select loop, two
 connections (like the worker). With prefetch > 1 confirms are pipelined: every input in
 flight has its output published, and each is acked when its own confirm arrives.
 
@@ -11,11 +13,12 @@ Reads the same ELASTICIO_* variables as a worker, so the bench starts it the sam
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
+import time
 import uuid
 
+import orjson
 import pika
 from pika.adapters.select_connection import IOLoop
 
@@ -27,17 +30,32 @@ params = pika.URLParameters(env["ELASTICIO_AMQP_URI"])
 exchange = env["ELASTICIO_PUBLISH_MESSAGES_TO"]
 routing_key = env["ELASTICIO_DATA_ROUTING_KEY"]
 prefetch = int(env.get("ELASTICIO_RABBITMQ_PREFETCH_SAILOR", "1"))
+step_ids = {
+    "execId": env.get("ELASTICIO_EXEC_ID"),
+    "taskId": env.get("ELASTICIO_FLOW_ID"),
+    "workspaceId": env.get("ELASTICIO_WORKSPACE_ID"),
+    "containerId": env.get("ELASTICIO_CONTAINER_ID"),
+    "userId": env.get("ELASTICIO_USER_ID"),
+    "stepId": env.get("ELASTICIO_STEP_ID"),
+    "compId": env.get("ELASTICIO_COMP_ID"),
+    "function": env.get("ELASTICIO_FUNCTION"),
+}
 loop = IOLoop()
 state: dict = {"publisher": None, "consumer": None, "tag": 0, "waiting": {}}
 
 
 def on_message(channel, method, properties, body):
-    message = json.loads(cipher.decrypt(base64.b64decode(body)))
+    message = orjson.loads(cipher.decrypt(base64.b64decode(body)))
     out = {"body": message["body"], "headers": {}}
-    encrypted = base64.b64encode(cipher.encrypt(json.dumps(out, separators=(",", ":")).encode()))
+    encrypted = base64.b64encode(cipher.encrypt(orjson.dumps(out)))
+    now = time.time_ns() // 1_000_000
     headers = {
+        "threadId": properties.headers.get("threadId") or str(uuid.uuid4()),
         "messageId": str(uuid.uuid4()),
         "parentMessageId": properties.headers["messageId"],
+        **step_ids,
+        "start": now,
+        "end": now,
         "protocolVersion": 1,
     }
     state["publisher"].basic_publish(

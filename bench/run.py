@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -83,8 +84,15 @@ def cases(quick: bool) -> list[Case]:
     ]
 
 
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
 def worker_command(worker: str) -> tuple[list[str], Path]:
-    if worker == "ours":
+    if worker.startswith("ours"):
         return [sys.executable, "-m", "runtime", "run"], BENCH / "python_component"
     if worker == "pika":
         return [sys.executable, str(BENCH / "ceiling.py")], BENCH
@@ -149,6 +157,13 @@ def publish(admin: AdminClient, flow: FlowSpec, cipher: MessageCipher, seq: int,
     )
 
 
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def proc_usage(pid: int) -> tuple[float, float]:
     """Peak RSS in MB and CPU seconds of a live process."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -158,7 +173,9 @@ def proc_usage(pid: int) -> tuple[float, float]:
     return peak / 1024, cpu
 
 
-def run_once(case: Case, worker: str, run: int, api: PlatformApiServer) -> Result:
+def run_once(
+    case: Case, worker: str, run: int, api: PlatformApiServer, profile: Path | None = None
+) -> Result:
     result = Result(case=case.name, worker=worker, run=run)
     flow = FlowSpec.model_validate(
         {
@@ -185,11 +202,28 @@ def run_once(case: Case, worker: str, run: int, api: PlatformApiServer) -> Resul
             "ELASTICIO_DATA_RATE_LIMIT": UNLIMITED,
             "ELASTICIO_ERROR_RATE_LIMIT": UNLIMITED,
             "ELASTICIO_SNAPSHOT_RATE_LIMIT": UNLIMITED,
-            "PYTHONPATH": str(ROOT),
+            # "ours@DIR": the runtime of another checkout (git worktree), for an A/B run
+            "PYTHONPATH": worker.partition("@")[2] or str(ROOT),
             "LOG_FORMAT": "json",
         }
     )
     command, cwd = worker_command(worker)
+    if profile is not None and worker != "node":
+        profile.mkdir(parents=True, exist_ok=True)
+        out = profile / f"{slug(case.name)}-{worker}-{run + 1}.txt"
+        command = [
+            PY_SPY,
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "1000",
+            "--gil",
+            "-o",
+            str(out),
+            "--",
+        ]
+        command += worker_command(worker)[0]
     spawned = time.time()
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -208,7 +242,11 @@ def run_once(case: Case, worker: str, run: int, api: PlatformApiServer) -> Resul
             result.rss_mb, cpu = proc_usage(process.pid)
             result.cpu_per_1000 = cpu / max(1, case.messages) * 1000
     finally:
-        process.terminate()
+        if profile is None:
+            process.terminate()
+        else:  # py-spy writes its profile once the worker under it exits
+            for child in children(process.pid):
+                os.kill(child, signal.SIGTERM)
         try:
             _, stderr = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
@@ -272,6 +310,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 run, fewer messages")
     parser.add_argument("--workers", default="ours,pika,node")
     parser.add_argument("--cases", default="", help="comma-separated substrings of case names")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record every Python worker with py-spy (collapsed stacks into this folder)",
+    )
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     workers = [w.strip() for w in args.workers.split(",") if w.strip()]
@@ -288,7 +331,7 @@ def main() -> None:
         for case in selected:
             for run in range(runs):
                 for worker in workers:  # interleaved, so drift hits every worker alike
-                    result = run_once(case, worker, run, api)
+                    result = run_once(case, worker, run, api, args.profile)
                     results.append(result)
                     print(
                         f"{case.name:34} {worker:5} run {run + 1}: {result.rate:9.1f} msg/s "

@@ -22,6 +22,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 import requests
 
 MAX_DEPTH = 128
@@ -64,14 +65,23 @@ def loads(data: bytes | str, *, what: str, limit: int | None = None) -> Any:
     if limit is not None and len(data) > limit:
         raise TooLarge(f"{what} is {len(data):,} bytes, more than the {limit:,} bytes allowed")
     try:
-        value = json.loads(data)
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value = _loads_exactly(data, what)
+    if _deeper_than(value, MAX_DEPTH):
+        raise TooDeep(f"{what} is nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _loads_exactly(data: bytes | str, what: str) -> Any:
+    # orjson refuses some text JSON.parse accepts (lone surrogate escapes, integers past
+    # 64 bits, NaN): the stdlib decides those, and words the error when it is not JSON.
+    try:
+        return json.loads(data)
     except RecursionError:
         raise TooDeep(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise NotJson(f"{what} is not valid JSON{_why(exc)}") from None
-    if _deeper_than(value, MAX_DEPTH):
-        raise TooDeep(f"{what} is nested deeper than {MAX_DEPTH} levels")
-    return value
 
 
 def read(response: requests.Response, *, what: str, limit: int, seconds: float) -> bytes:

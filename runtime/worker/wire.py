@@ -13,6 +13,8 @@ import binascii
 import json
 from typing import Any, Literal
 
+import orjson
+
 from runtime import bounded
 from runtime.step.events import Message
 from runtime.worker.crypto import CipherError, MessageCipher
@@ -27,7 +29,12 @@ class BadMessage(ValueError):
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON, as ``JSON.stringify`` writes it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        # Beyond orjson (integers past 64 bits, keys that are not text): the stdlib writes
+        # these, or raises the error a step author knows.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def protocol_version(headers: dict[str, Any]) -> int:
