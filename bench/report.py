@@ -1,9 +1,17 @@
-"""The benchmark report: a Markdown table of medians (min–max) and a PNG chart."""
+"""The benchmark report: Markdown tables of medians (min–max) and a PNG chart.
+
+Three sections, one per family of cases (passthrough, API-bound, replicas), each keeping
+every case it ever had so a regression shows, then the ratios the issues track.
+"""
 
 from __future__ import annotations
 
+import platform
+import re
 import statistics
+import subprocess
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +20,39 @@ WORKER_NAMES = {
     "pika": "bare pika ceiling",
     "node": "Node.js sailor 2.7.8",
 }
+
+
+def machine() -> str:
+    """One line naming the machine, so figures are read against what produced them."""
+    cpuinfo = _read("/proc/cpuinfo")
+    model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
+    memory = re.search(r"MemTotal:\s*(\d+)", _read("/proc/meminfo"))
+    parts = [
+        model.group(1).strip() if model else platform.processor() or "unknown CPU",
+        f"{len(re.findall(r'^processor', cpuinfo, re.MULTILINE)) or '?'} cores",
+        f"{int(memory.group(1)) / 1024**2:.0f} GiB" if memory else "unknown memory",
+        f"Linux {platform.release()}",
+        f"Python {platform.python_version()}",
+        f"Node.js {_version(['node', '--version'])}",
+        f"RabbitMQ {_version(['rabbitmqctl', 'version']) or '?'}",
+    ]
+    return ", ".join(parts)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _version(command: list[str]) -> str:
+    try:
+        return subprocess.run(
+            command, check=False, capture_output=True, text=True, timeout=20
+        ).stdout.strip()
+    except OSError:
+        return "?"
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -23,6 +64,10 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{format(middle, fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
 
 
+def _median(group: list[Any], value: Callable[[Any], float]) -> float:
+    return statistics.median(value(g) for g in group) if group else 0.0
+
+
 def _group(results: list[Any]) -> dict[tuple[str, str], list[Any]]:
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for result in results:
@@ -30,74 +75,198 @@ def _group(results: list[Any]) -> dict[tuple[str, str], list[Any]]:
     return groups
 
 
-def markdown(results: list[Any], runs: int) -> str:
+def _family(case: str) -> str:
+    if case.startswith("API"):
+        return "api"
+    return "replicas" if case.startswith("replicas") else "passthrough"
+
+
+def _losses(group: list[Any]) -> str:
+    return (
+        f"{sum(g.lost for g in group)} / {sum(g.duplicated for g in group)} / "
+        f"{sum(g.corrupted for g in group)}"
+    )
+
+
+def _rows(results: list[Any], family: str) -> list[tuple[str, str, list[Any]]]:
     groups = _group(results)
-    cases = list(dict.fromkeys(r.case for r in results))
+    cases = [c for c in dict.fromkeys(r.case for r in results) if _family(c) == family]
     workers = list(dict.fromkeys(r.worker for r in results))
+    return [(c, w, groups[(c, w)]) for c in cases for w in workers if groups.get((c, w))]
+
+
+def _passthrough(results: list[Any]) -> list[str]:
     lines = [
-        f"Medians of {runs} run(s), min–max in brackets. Data rate limit lifted for every worker.",
+        "## Passthrough steps",
         "",
         "| case | worker | msg/s | p50 ms | p99 ms | start-up s | peak RSS MB | CPU s / 1k msgs "
         "| lost / dup / bad |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for case in cases:
-        for worker in workers:
-            group = groups.get((case, worker), [])
-            if not group:
-                continue
-            paced = case.startswith("paced")
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        case,
-                        WORKER_NAMES.get(worker, worker),
-                        "–" if paced else _spread([g.rate for g in group], ".0f"),
-                        _spread([g.p50_ms for g in group], ".2f") if paced else "–",
-                        _spread([g.p99_ms for g in group], ".2f") if paced else "–",
-                        "–" if paced else _spread([g.startup_s for g in group], ".2f"),
-                        _spread([g.rss_mb for g in group], ".1f"),
-                        _spread([g.cpu_per_1000 for g in group], ".2f"),
-                        f"{sum(g.lost for g in group)} / {sum(g.duplicated for g in group)} / "
-                        f"{sum(g.corrupted for g in group)}",
-                    ]
-                )
-                + " |"
-            )
-    lines += ["", "Ratios (ours ÷ other, medians):", ""]
-    for case in cases:
+    for case, worker, group in _rows(results, "passthrough"):
+        paced = case.startswith("paced")
+        cells = [
+            case,
+            WORKER_NAMES.get(worker, worker),
+            "–" if paced else _spread([g.rate for g in group], ".0f"),
+            _spread([g.p50_ms for g in group], ".2f") if paced else "–",
+            _spread([g.p99_ms for g in group], ".2f") if paced else "–",
+            "–" if paced else _spread([g.startup_s for g in group], ".2f"),
+            _spread([g.rss_mb for g in group], ".1f"),
+            _spread([g.cpu_per_1000 for g in group], ".2f"),
+            _losses(group),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _api(results: list[Any]) -> list[str]:
+    rows = _rows(results, "api")
+    if not rows:
+        return []
+    lines = [
+        "## API-bound steps",
+        "",
+        "One HTTP call per message to `bench/node/api.js`, which answers after the delay. "
+        "*Limit* is the concurrency limit: messages in flight ÷ the API's answer time, "
+        "measured by the bench with one bare call after another before each run (the delay "
+        "plus the API's own overhead). Token calls are the API's own count, against the "
+        "token lifetimes that ran out during the run.",
+        "",
+        "| case | worker | msg/s | limit msg/s | ÷ limit | peak RSS MB | RSS growth MB "
+        "| CPU s / 1k msgs | token calls / lifetimes | longest gap ms | lost / dup / bad |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case, worker, group in rows:
+        limit = _median(group, lambda g: g.extra.get("limit", 0.0))
+        tokens = (
+            f"{_median(group, lambda g: g.extra['token_calls']):.0f} / "
+            f"{_median(group, lambda g: g.extra['lifetimes']):.1f}"
+            if "token_calls" in group[0].extra
+            else "–"
+        )
+        cells = [
+            case,
+            WORKER_NAMES.get(worker, worker),
+            _spread([g.rate for g in group], ".1f"),
+            f"{limit:.1f}",
+            f"{_median(group, lambda g: g.rate) / max(limit, 1e-9):.2f}",
+            _spread([g.rss_mb for g in group], ".1f"),
+            _spread([g.extra.get("rss_growth_mb", 0.0) for g in group], ".1f"),
+            _spread([g.cpu_per_1000 for g in group], ".2f"),
+            tokens,
+            _spread([g.extra.get("max_gap_ms", 0.0) for g in group], ".0f"),
+            _losses(group),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _replicas(results: list[Any]) -> list[str]:
+    rows = _rows(results, "replicas")
+    if not rows:
+        return []
+    lines = [
+        "## Replicas on one queue",
+        "",
+        "Worker processes consuming the same step queue (passthrough, 200 B, prefetch 10 "
+        "each). *Reordered* counts outputs that arrived after one with a higher sequence "
+        "number: with several consumers, or several messages in flight, RabbitMQ promises no "
+        "order between them.",
+        "",
+        "| case | worker | msg/s | × one replica | peak RSS MB (sum) | CPU s / 1k msgs "
+        "| reordered | lost / dup / bad |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    groups = _group(results)
+    for case, worker, group in rows:
+        single = groups.get(("replicas 1, 200 B, prefetch 10", worker), [])
+        scale = _median(group, lambda g: g.rate) / max(_median(single, lambda g: g.rate), 1e-9)
+        cells = [
+            case,
+            WORKER_NAMES.get(worker, worker),
+            _spread([g.rate for g in group], ".0f"),
+            f"{scale:.2f}" if single else "–",
+            _spread([g.rss_mb for g in group], ".1f"),
+            _spread([g.cpu_per_1000 for g in group], ".2f"),
+            _spread([g.extra.get("reordered", 0) for g in group], ".0f"),
+            _losses(group),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratios(results: list[Any]) -> list[str]:
+    groups = _group(results)
+    lines = ["## Ratios (ours ÷ other, medians of this run)", ""]
+    for case in dict.fromkeys(r.case for r in results):
         ours = groups.get((case, "ours"))
         if not ours:
             continue
-        paced = case.startswith("paced")
+        if case.startswith("API"):
+            limit = _median(ours, lambda g: g.extra.get("limit", 0.0))
+            lines.append(
+                f"- {case}: ours ÷ limit {_median(ours, lambda g: g.rate) / max(limit, 1e-9):.2f}"
+            )
         for other in ("node", "pika"):
             theirs = groups.get((case, other))
             if not theirs:
                 continue
-            if paced:
-                p50 = statistics.median(g.p50_ms for g in ours) / max(
-                    1e-9, statistics.median(g.p50_ms for g in theirs)
+            name = WORKER_NAMES[other]
+            if case.startswith("paced"):
+                p50 = _median(ours, lambda g: g.p50_ms) / max(
+                    1e-9, _median(theirs, lambda g: g.p50_ms)
                 )
-                p99 = statistics.median(g.p99_ms for g in ours) / max(
-                    1e-9, statistics.median(g.p99_ms for g in theirs)
+                p99 = _median(ours, lambda g: g.p99_ms) / max(
+                    1e-9, _median(theirs, lambda g: g.p99_ms)
                 )
-                lines.append(
-                    f"- {case}, vs {WORKER_NAMES[other]}: p50 × {p50:.2f}, p99 × {p99:.2f}"
-                )
+                lines.append(f"- {case}, vs {name}: p50 × {p50:.2f}, p99 × {p99:.2f}")
             else:
-                rate = statistics.median(g.rate for g in ours) / max(
-                    1e-9, statistics.median(g.rate for g in theirs)
+                rate = _median(ours, lambda g: g.rate) / max(
+                    1e-9, _median(theirs, lambda g: g.rate)
                 )
-                lines.append(f"- {case}, vs {WORKER_NAMES[other]}: throughput × {rate:.2f}")
-    node_rss = [g.rss_mb for (c, w), gs in groups.items() if w == "node" for g in gs]
-    our_rss = [g.rss_mb for (c, w), gs in groups.items() if w == "ours" for g in gs]
+                lines.append(f"- {case}, vs {name}: throughput × {rate:.2f}")
+    node_rss = [
+        g.rss_mb
+        for (c, w), gs in groups.items()
+        if w == "node" and not c.startswith("replicas")
+        for g in gs
+    ]
+    our_rss = [
+        g.rss_mb
+        for (c, w), gs in groups.items()
+        if w == "ours" and not c.startswith("replicas")
+        for g in gs
+    ]
     if node_rss and our_rss:
+        ours_mb, node_mb = statistics.median(our_rss), statistics.median(node_rss)
         lines.append(
-            f"- peak RSS, all cases: ours {statistics.median(our_rss):.1f} MB, Node.js "
-            f"{statistics.median(node_rss):.1f} MB (× {statistics.median(our_rss) / statistics.median(node_rss):.2f})"
+            f"- peak RSS of one process, all cases: ours {ours_mb:.1f} MB, Node.js "
+            f"{node_mb:.1f} MB (× {ours_mb / node_mb:.2f})"
         )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def markdown(results: list[Any], runs: int, machine_line: str = "") -> str:
+    lines = [
+        "# Worker benchmark",
+        "",
+        f"Machine: {machine_line or machine()}.",
+        "",
+        f"Medians of {runs} run(s), min–max in brackets, every worker measured in the same "
+        "run, interleaved. Data rate limits lifted for every worker. The bare pika ceiling "
+        "(`bench/ceiling.py`) does a passthrough step's wire work and nothing else, with the "
+        "same libraries and headers as the worker (orjson for JSON in both).",
+        "",
+        *_passthrough(results),
+        "",
+        *_api(results),
+        "",
+        *_replicas(results),
+        "",
+        *_ratios(results),
+    ]
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
 def chart(results: list[Any], path: Path, runs: int = 1) -> None:
@@ -107,24 +276,45 @@ def chart(results: list[Any], path: Path, runs: int = 1) -> None:
     import matplotlib.pyplot as plt
 
     groups = _group(results)
-    cases = [c for c in dict.fromkeys(r.case for r in results) if not c.startswith("paced")]
     workers = list(dict.fromkeys(r.worker for r in results))
-    fig, ax = plt.subplots(figsize=(10, 5))
-    width = 0.8 / max(1, len(workers))
-    for i, worker in enumerate(workers):
-        values = [
-            statistics.median(g.rate for g in groups.get((c, worker), []))
-            if groups.get((c, worker))
-            else 0
-            for c in cases
+    families = [
+        (family, title)
+        for family, title in (
+            ("passthrough", "Passthrough step"),
+            ("api", "API-bound step (one call per message)"),
+            ("replicas", "Replicas on one queue"),
+        )
+        if any(_family(r.case) == family for r in results)
+    ]
+    fig, axes = plt.subplots(1, len(families), figsize=(7 * len(families), 5.5), squeeze=False)
+    for ax, (family, title) in zip(axes[0], families, strict=True):
+        cases = [
+            c
+            for c in dict.fromkeys(r.case for r in results)
+            if _family(c) == family and not c.startswith("paced")
         ]
-        positions = [x + i * width for x in range(len(cases))]
-        ax.bar(positions, values, width, label=WORKER_NAMES.get(worker, worker))
-    ax.set_xticks([x + width * (len(workers) - 1) / 2 for x in range(len(cases))])
-    ax.set_xticklabels(cases)
-    ax.set_ylabel("messages per second (median)")
-    ax.set_title(f"Passthrough step throughput, one machine, median of {runs} run(s)")
-    ax.legend()
+        width = 0.8 / max(1, len(workers))
+        for i, worker in enumerate(workers):
+            values = [_median(groups.get((c, worker), []), lambda g: g.rate) for c in cases]
+            positions = [x + i * width for x in range(len(cases))]
+            ax.bar(positions, values, width, label=WORKER_NAMES.get(worker, worker))
+        if family == "api":
+            limits = [
+                max((g.extra.get("limit", 0.0) for w in workers for g in groups.get((c, w), [])),
+                    default=0.0)
+                for c in cases
+            ]  # fmt: skip
+            ax.scatter(
+                [x + width * (len(workers) - 1) / 2 for x in range(len(cases))],
+                limits, marker="_", s=900, color="black", label="concurrency limit",
+            )  # fmt: skip
+            ax.set_yscale("log")
+        ax.set_xticks([x + width * (len(workers) - 1) / 2 for x in range(len(cases))])
+        ax.set_xticklabels([c.replace(", ", "\n", 1) for c in cases], fontsize=7, rotation=30)
+        ax.set_ylabel("messages per second (median)")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Worker throughput on one machine, median of {runs} run(s)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -24,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from runtime.auth.credentials import Credentials
+from runtime.auth.environment import ca_bundle, environment_proxies
 from runtime.auth.errors import (
     BodyNotReplayable,
     CredentialError,
@@ -135,6 +136,25 @@ class AuthorizedSession(requests.Session):
         if adapter is not None:
             self.mount("https://", adapter)
             self.mount("http://", adapter)
+        # The environment's proxies come through merge_environment_settings, looked up once
+        # per host; .netrc does not apply, as every request is signed with the credential.
+        self.trust_env = False
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: Mapping[str, str] | None,
+        stream: bool | None,
+        verify: Any,
+        cert: Any,
+    ) -> Any:
+        merged = dict(proxies or {})
+        text = url.decode() if isinstance(url, bytes) else url or ""
+        for scheme, proxy in environment_proxies(text, merged.get("no_proxy")).items():
+            merged.setdefault(scheme, proxy)
+        if verify is True or verify is None:
+            verify = ca_bundle() or verify
+        return super().merge_environment_settings(url, merged, stream, verify, cert)
 
     @property
     def credentials(self) -> Credentials:

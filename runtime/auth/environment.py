@@ -1,0 +1,40 @@
+"""The proxy settings of the process environment, looked up once per host.
+
+``requests`` walks the whole environment (and stats ``~/.netrc``) on every request; for a
+step making hundreds of calls a second that is a tenth of its CPU. The proxy variables are
+read on every call still, so a change takes effect at once, but the lookup they feed is
+remembered per host and value.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from urllib.parse import urlsplit
+
+from requests.utils import get_environ_proxies
+
+_VARIABLES = tuple(
+    name
+    for base in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    for name in (base, base.upper())
+)
+
+
+def environment_proxies(url: str, no_proxy: str | None = None) -> dict[str, str]:
+    """What ``requests`` would take from the environment for ``url``."""
+    parts = urlsplit(url)
+    values = tuple(os.environ.get(name) for name in _VARIABLES)
+    return dict(_lookup(f"{parts.scheme}://{parts.netloc}", no_proxy, values))
+
+
+def ca_bundle() -> str | None:
+    """The CA bundle the environment names, as ``requests`` reads it."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+
+@functools.lru_cache(maxsize=512)
+def _lookup(
+    origin: str, no_proxy: str | None, _values: tuple[str | None, ...]
+) -> tuple[tuple[str, str], ...]:
+    return tuple(get_environ_proxies(origin, no_proxy=no_proxy).items())
