@@ -13,7 +13,7 @@ WORKDIR /app
 # Dependencies first, from the pins, so code changes do not reinstall them.
 COPY pyproject.toml constraints.txt README.md ./
 COPY runtime/__init__.py runtime/__init__.py
-RUN pip install -c constraints.txt pika requests pydantic structlog cryptography redis orjson \
+RUN pip install -c constraints.txt pika requests pydantic structlog cryptography redis orjson prometheus-client \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin worker \
     && mkdir -p /data && chown worker /data
 
@@ -40,8 +40,13 @@ RUN rm -rf runtime/devtools \
 
 USER worker
 
-# Healthy while the worker consumes: it touches its health file every second.
+# Prometheus metrics on :9464/metrics; /livez (the I/O loop turns) and /readyz (consuming,
+# both broker connections open) for Kubernetes probes. Unset the variable to close the port.
+ENV ELASTICIO_METRICS_PORT=9464
+EXPOSE 9464
+
+# Healthy while the worker consumes: asks /readyz on the port above.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-m", "runtime", "health"]
+    CMD ["python", "-m", "runtime", "health", "--probe", "ready"]
 
 CMD ["python", "-m", "runtime", "run"]

@@ -73,11 +73,16 @@ def _add_platform_facing(commands: Any) -> None:
 
     health = commands.add_parser(
         "health",
-        help="exit 0 if the worker consumed recently (for container health checks)",
-        description="Checks the worker's health file (ELASTICIO_HEALTH_FILE): the worker "
-        "touches it every second while it consumes. Exit code 0 healthy, 1 not.",
+        help="exit 0 if the worker is healthy (for container health checks)",
+        description="With ELASTICIO_METRICS_PORT set, asks the worker's probe on that port "
+        "(/readyz, or /livez with --probe live). Without it, checks the health file "
+        "(ELASTICIO_HEALTH_FILE) the worker touches every second while it consumes. "
+        "Exit code 0 healthy, 1 not.",
     )
-    health.add_argument("--max-age", type=float, default=30.0, help="seconds")
+    health.add_argument("--max-age", type=float, default=30.0, help="seconds (health file)")
+    health.add_argument(
+        "--probe", choices=("ready", "live"), default="ready", help="which probe to ask"
+    )
     health.set_defaults(handler=_health)
 
     service = commands.add_parser(
@@ -358,9 +363,15 @@ def _health(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
+    from runtime.worker.probes import ask_probe
     from runtime.worker.run import healthy
     from runtime.worker.settings import Settings
 
+    port = os.environ.get("ELASTICIO_METRICS_PORT", "").strip()
+    if port.isdigit() and int(port) > 0:
+        ok, why = ask_probe(int(port), args.probe)
+        sys.stdout.write(f"{'healthy' if ok else 'unhealthy'}: {why}\n")
+        return EXIT_OK if ok else EXIT_FAILED
     default = Settings.model_fields["health_file"].default
     path = Path(os.environ.get("ELASTICIO_HEALTH_FILE") or default)
     ok = healthy(path, args.max_age)

@@ -7,6 +7,9 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
+import requests
+import urllib3
+
 
 def describe_failure(error: BaseException) -> str:
     """Why a request got no answer, in a few words ("connection refused", "timed out")."""
@@ -24,6 +27,41 @@ def describe_failure(error: BaseException) -> str:
         if isinstance(cause, ssl.SSLError):
             return "TLS failed"
     return type(error).__name__
+
+
+def in_words(error: BaseException) -> str | None:
+    """A request that got no answer, as one line naming the host and the cause
+    ("could not connect to 127.0.0.1:9 (connection refused)"); None for other errors."""
+    if not _is_network_failure(error):
+        return None
+    host = _host(error) or "the server"
+    cause = describe_failure(error)
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return f"{host} did not answer in time (timed out)"
+    if cause in ("connection reset", "the server closed the connection without answering"):
+        return f"lost the connection to {host} ({cause})"
+    return f"could not connect to {host} ({cause})"
+
+
+def _is_network_failure(error: BaseException) -> bool:
+    network = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+               urllib3.exceptions.HTTPError)  # fmt: skip
+    if isinstance(error, network):
+        return not isinstance(error, requests.exceptions.SSLError | urllib3.exceptions.SSLError)
+    return False
+
+
+def _host(error: BaseException) -> str | None:
+    for cause in _causes(error):
+        request = getattr(cause, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and url:
+            return host_of(url)
+        pool = getattr(cause, "pool", None)
+        if pool is not None and getattr(pool, "host", None):
+            port = getattr(pool, "port", None)
+            return f"{pool.host}:{port}" if port else str(pool.host)
+    return None
 
 
 def _causes(error: BaseException) -> list[BaseException]:

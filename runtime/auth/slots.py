@@ -29,8 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime import metrics
 from runtime.auth.credentials import Credentials, KeysUpdate, keys_version
-from runtime.auth.errors import CredentialError, KeysConflict, ReauthRequired
+from runtime.auth.errors import (
+    CredentialError,
+    KeysConflict,
+    ReauthRequired,
+    TokenEndpointUnavailable,
+)
 from runtime.auth.locks import IN_PROCESS, REMEMBERED_VERSIONS, CredentialLock, SharedKeys
 from runtime.log import get_logger
 
@@ -156,7 +162,9 @@ def refresh_once(
             raise ReauthRequired(str(slot.refused))
         if fingerprint(slot.current) != fingerprint(seen):
             return Refreshed(slot.current, slot.minted)
+        waiting = time.monotonic()
         with sharing.lock.hold(sharing.key):
+            metrics.lock_waited(time.monotonic() - waiting)
             return _Refresh(slot, call, on_keys, sharing).under_lock(seen, min_validity)
 
 
@@ -201,23 +209,20 @@ class _Refresh:
 
     def _refresh(self, base: Credentials, seen: Credentials, chain: tuple[str, ...]) -> Refreshed:
         slot = self.slot
+        started = time.monotonic()
         try:
             response = self.call(base)
-        except ReauthRequired as refused:
-            # No second try with a refresh token found elsewhere: nobody else can have used
-            # ours while we hold the lock, so the refusal is the provider's verdict on the
-            # grant; with reuse detection, presenting one more token would only revoke what
-            # is left. A credential the user has reconnected since is taken as is.
-            reconnected = _reload_quietly(self.sharing.reload)
-            known = (fingerprint(base), fingerprint(seen), *chain)
-            if reconnected is not None and fingerprint(reconnected) not in known:
-                _log.info("credential_reconnected", fingerprint=fingerprint(reconnected))
-                slot.take(reconnected, minted=False)
-                return Refreshed(reconnected, minted=False)
-            slot.refused = refused
-            slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
+        except BaseException as exc:
+            metrics.token_refresh(_outcome(exc), time.monotonic() - started)
+            if isinstance(exc, ReauthRequired):
+                return self._refused(exc, base, seen, chain)
             raise
+        metrics.token_refresh("ok", time.monotonic() - started)
         fresh = base.merged(response, now=datetime.now(UTC))
+        # No second try with a refresh token found elsewhere: nobody else can have used
+        # ours while we hold the lock, so the refusal is the provider's verdict on the
+        # grant; with reuse detection, presenting one more token would only revoke what
+        # is left. A credential the user has reconnected since is taken as is.
         slot.refreshes += 1
         _log.info(
             "token_refreshed",
@@ -227,6 +232,23 @@ class _Refresh:
         )
         lineage = tuple(dict.fromkeys((fingerprint(base), fingerprint(seen), *chain)))
         return self._save_and_use(fresh, base, lineage)
+
+    def _refused(
+        self, refused: ReauthRequired, base: Credentials, seen: Credentials, chain: tuple[str, ...]
+    ) -> Refreshed:
+        # No second try with a refresh token found elsewhere: nobody else can have used
+        # ours while we hold the lock, so the refusal is the provider's verdict on the
+        # grant; with reuse detection, presenting one more token would only revoke what
+        # is left. A credential the user has reconnected since is taken as is.
+        reconnected = _reload_quietly(self.sharing.reload)
+        known = (fingerprint(base), fingerprint(seen), *chain)
+        if reconnected is not None and fingerprint(reconnected) not in known:
+            _log.info("credential_reconnected", fingerprint=fingerprint(reconnected))
+            self.slot.take(reconnected, minted=False)
+            return Refreshed(reconnected, minted=False)
+        self.slot.refused = refused
+        self.slot.refused_until = time.monotonic() + FAIL_FAST_SECONDS
+        raise refused
 
     def _save_and_use(
         self, fresh: Credentials, replaced: Credentials, lineage: tuple[str, ...] | None
@@ -304,3 +326,11 @@ def _reload_quietly(reload: Reload | None) -> Credentials | None:
     except Exception as exc:  # noqa: BLE001 - a store we cannot read must not block a refresh
         _log.warning("credential_reload_failed", error=type(exc).__name__)
         return None
+
+
+def _outcome(error: BaseException) -> metrics.RefreshOutcome:
+    if isinstance(error, ReauthRequired):
+        return "invalid_grant"
+    if isinstance(error, TokenEndpointUnavailable):
+        return "transient"
+    return "error"

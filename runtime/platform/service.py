@@ -20,7 +20,7 @@ import requests
 
 from runtime import bounded, log
 from runtime.auth.locks import lock_from_url
-from runtime.network import describe_failure
+from runtime.network import describe_failure, in_words
 from runtime.platform.api import PlatformApi
 from runtime.platform.http import platform_session
 from runtime.redact import SECRETS
@@ -49,8 +49,9 @@ def run_service(method: str, env: Mapping[str, str], *, cwd: Path) -> int:
     try:
         data = _call(method, env, cwd)
     except Exception as exc:  # noqa: BLE001 - every failure is reported to the platform
-        _log.error("service_call_failed", method=method, error=str(exc))
-        _post(url, {"status": "error", "data": {"message": SECRETS.scrub(str(exc))}}, env)
+        problem = SECRETS.scrub(in_words(exc) or str(exc))
+        _log.error("service_call_failed", method=method, error=problem)
+        _post(url, {"status": "error", "data": {"message": problem}}, env)
         return EXIT_ERROR_POSTED
     return EXIT_OK if _post(url, {"status": "success", "data": data}, env) else EXIT_ERROR_POSTED
 

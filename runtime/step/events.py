@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from runtime.auth.credentials import KeysUpdate
+from runtime.network import in_words
 from runtime.redact import SECRETS
 
 EventKind = Literal[
@@ -81,7 +82,7 @@ def error_payload(error: object) -> dict[str, str]:
     """
     if isinstance(error, BaseException):
         name = type(error).__name__
-        message = str(error) or name
+        message = in_words(error) or str(error) or name
         stack = _format_stack(error)
     elif isinstance(error, Mapping) and "message" in error:
         name = str(error.get("name") or "Error")

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from runtime import metrics
 from runtime.errors import StepError
 from runtime.log import get_logger
 from runtime.step.events import Event, Message, error_payload
@@ -100,6 +101,7 @@ class EventRouter:
 
     def __call__(self, event: Event) -> None:
         kind = event.kind
+        metrics.emitted(kind)
         if kind == "data":
             self._data(event.payload)
         elif kind == "error":

@@ -19,13 +19,16 @@ published). No delivery stays unsettled while the worker runs.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from requests.adapters import HTTPAdapter
 
+from runtime import metrics
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.log import get_logger
+from runtime.network import in_words
 from runtime.platform.api import PlatformApi
 from runtime.platform.object_storage import ObjectStorage, ObjectStorageError
 from runtime.redact import SECRETS
@@ -75,6 +78,7 @@ class Worker:
         self._throttles = Throttles(settings)
         self._keys = KeySaver(settings, state, api, self._publisher, cipher)
         self._ledger = Ledger(broker)
+        metrics.in_flight_from(lambda: self._ledger.in_flight)
         self._runners = RunnerPool("message")
         # The broker's prefetch already bounds the messages in flight; a semaphore only
         # matters when fewer threads than that were asked for.
@@ -146,7 +150,7 @@ class Worker:
 
     def _last_resort(self, attempt: _Attempt, error: BaseException) -> None:
         message_id = attempt.ticket.message_id
-        reason = SECRETS.scrub(f"{type(error).__name__}: {error}")[:500]
+        reason = SECRETS.scrub(in_words(error) or f"{type(error).__name__}: {error}")[:500]
         _log.error("delivery_failed", messageId=message_id, reason=reason)
         if attempt.sealed:
             return  # its fate is already in the outbox's hands
@@ -221,7 +225,9 @@ class Worker:
                 seal()
 
         deadline = WATCHDOG.arm(settings.message_timeout, on_timeout)
+        started = time.monotonic()
         run.run_here()
+        metrics.step_finished(settings.function, time.monotonic() - started)
         deadline.cancel()
         if once.acquire(blocking=False):
             seal()  # settled by _complete, once the broker confirmed every publish

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from runtime import log
+from runtime import log, metrics
 from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
 from runtime.errors import ConfigError, TransportError
 from runtime.platform.api import PlatformApi
@@ -31,6 +31,7 @@ from runtime.worker.amqp import Broker, PublishRetry, Reconnect
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.hooks import run_shutdown, run_startup
 from runtime.worker.loop import Worker, report_startup_error
+from runtime.worker.probes import Probes, ProbeServer
 from runtime.worker.publisher import Publisher
 from runtime.worker.settings import Settings
 from runtime.worker.step_state import StepState
@@ -68,6 +69,28 @@ def run_worker(env: Mapping[str, str], *, cwd: Path, log_format: str | None = No
     if settings.hook_shutdown:
         return _shutdown_hook(settings, api, root)
     return _Run(settings, api, root, started).serve()
+
+
+def worker_probes(run: _Run) -> Probes:
+    def live() -> str | None:
+        if not run.broker_started:
+            return None  # still starting: alive, not ready
+        if not run.broker.loop_alive():
+            return "the AMQP I/O loop is not turning; restart the worker"
+        return None
+
+    def ready() -> str | None:
+        if run.stop.is_set():
+            return "stopping"
+        if run.worker is None:
+            return "starting"
+        if not run.broker.consuming:
+            return "not consuming: the connection to the broker is being reopened"
+        if not run.broker.publishing:
+            return "the publishing channel is closed: it is being reopened"
+        return None
+
+    return Probes(live=live, ready=ready)
 
 
 def process_age() -> float:
@@ -149,6 +172,7 @@ class _Run:
         self.stop = threading.Event()
         self.fatal: BaseException | None = None
         self.worker: Worker | None = None
+        self.broker_started = False
         self.cipher = MessageCipher(settings.message_crypto_password, settings.message_crypto_iv)
         self.broker = Broker(
             settings.amqp_uri,
@@ -180,8 +204,28 @@ class _Run:
         self.stop.set()
 
     def serve(self) -> int:
+        probes = self._serve_probes()
+        try:
+            return self._serve()
+        finally:
+            if probes is not None:
+                probes.close()
+
+    def _serve_probes(self) -> ProbeServer | None:
+        port = self.settings.metrics_port
+        if port is None:
+            return None
+        try:
+            return ProbeServer(port, metrics.enable(), worker_probes(self)).start()
+        except OSError as exc:
+            # Counting goes on; only the port is missing, and the log says why.
+            _log.error("metrics_port_unavailable", port=port, error=str(exc))
+            return None
+
+    def _serve(self) -> int:
         try:
             self.broker.start()
+            self.broker_started = True
         except TransportError as exc:
             _log.error("broker_unreachable", error=str(exc))
             return EXIT_FAILED

@@ -158,6 +158,9 @@ class Settings(BaseModel):
     """Seconds a Redis lock outlives a holder that died (it is renewed while held)."""
     credential_lock_timeout: PositiveSeconds = 60.0
     """Seconds a refresh waits for the lock before failing with a retryable error."""
+    metrics_port: Annotated[int | None, Field(ge=0, le=65535)] = None
+    """Serves Prometheus metrics and the /livez and /readyz probes on this port (0: any
+    free port, logged); unset: no port, and metrics are not counted at all."""
     additional_vars: dict[str, str | None] = {}
     """``ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS``: headers, camel-cased names."""
 

@@ -184,6 +184,11 @@ class Ledger:
 
     # --- from any thread -----------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Deliveries taken to run and not yet settled."""
+        return self._in_flight
+
     def settle(self, ticket: Ticket, verdict: Settlement) -> None:
         """Decide a running message's fate; it is performed on the I/O thread, once."""
         self._broker.call_soon(lambda: self._settle_here(ticket, verdict))

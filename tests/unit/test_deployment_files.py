@@ -23,7 +23,8 @@ def test_compose_wires_each_worker_exactly_as_the_platform_does():
                 "credential_lock_url": "redis://redis:6379/0",
             }
         )
-        expected = flow.worker_env("http://platform:9000")
+        # plus the port the containers serve metrics and probes on
+        expected = {**flow.worker_env("http://platform:9000"), "ELASTICIO_METRICS_PORT": "9464"}
         environment = {k: str(v) for k, v in SERVICES[service]["environment"].items()}
         assert environment == expected, service
 

@@ -14,7 +14,7 @@ import runtime
 
 RUNTIME = Path(runtime.__file__).parent
 SHARED = {"runtime.errors", "runtime.log", "runtime.redact", "runtime.bounded", "runtime.ids",
-          "runtime.network", "runtime"}  # fmt: skip
+          "runtime.network", "runtime.metrics", "runtime"}  # fmt: skip
 
 ALLOWED: dict[str, set[str]] = {
     # credentials and sessions know nothing of steps, the worker or the platform

@@ -78,6 +78,7 @@ class Broker:
         self._mailbox: collections.deque[Pending | Callable[[], None]] = collections.deque()
         self._drain_scheduled = False
         self._drain_lock = threading.Lock()
+        self._last_tick = time.monotonic()
 
     # --- from any thread -----------------------------------------------------------------
 
@@ -170,6 +171,16 @@ class Broker:
     def consuming(self) -> bool:
         return self._consumer is not None and self._consumer.consuming.is_set()
 
+    @property
+    def publishing(self) -> bool:
+        """The confirming channel for publishes is open."""
+        return self._publishing.ready.is_set()
+
+    def loop_alive(self, max_silence: float = 10.0) -> bool:
+        """The I/O thread runs and its loop turned within ``max_silence`` seconds."""
+        quiet = time.monotonic() - self._last_tick
+        return self._thread.is_alive() and self._fatal is None and quiet < max_silence
+
     def _wait_for(self, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -222,7 +233,13 @@ class Broker:
 
     # --- on the I/O thread -----------------------------------------------------------------
 
+    def _tick(self) -> None:
+        # A heartbeat of the loop itself: a loop stuck in a callback stops ticking.
+        self._last_tick = time.monotonic()
+        self._loop.call_later(1.0, self._tick)
+
     def _run_loop(self) -> None:
+        self._loop.add_callback_threadsafe(self._tick)
         try:
             self._loop.start()
         except Exception as exc:  # noqa: BLE001 - the loop must not die silently

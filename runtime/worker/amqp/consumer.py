@@ -16,6 +16,7 @@ import pika.connection
 import pika.frame
 import pika.spec
 
+from runtime import metrics
 from runtime.errors import TransportError
 from runtime.log import get_logger
 from runtime.worker.amqp.convert import from_pika
@@ -79,6 +80,7 @@ class Consumer(Side):
             channel.basic_reject(delivery.tag, requeue=False)
         else:
             channel.basic_nack(delivery.tag, requeue=True)
+        metrics.settled(action)
         return True
 
     def close(self) -> None:
@@ -114,6 +116,7 @@ class Consumer(Side):
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
+        metrics.received(len(body))
         delivery = Delivery(
             body=body,
             properties=from_pika(properties),

@@ -10,6 +10,7 @@ import pika
 import pika.connection
 from pika.adapters.select_connection import IOLoop
 
+from runtime import metrics
 from runtime.errors import TransportError
 from runtime.log import get_logger
 from runtime.worker.amqp.policy import Outage
@@ -55,12 +56,19 @@ class Side:
         self._link = link
         self._connection: pika.SelectConnection | None = None
         self._outage = Outage()
+        self._lost = False
 
     def connect(self) -> None:
         if not self._link.closing:
             self._connection = self._link.open(
-                self.role, self._on_open, self._on_failed, self._on_closed
+                self.role, self._opened, self._on_failed, self._on_closed
             )
+
+    def _opened(self, connection: pika.connection.Connection) -> None:
+        if self._lost:
+            self._lost = False
+            metrics.reconnected(self.role)
+        self._on_open(connection)
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
@@ -85,5 +93,6 @@ class Side:
         self._forget()
         if self._link.closing:
             return
+        self._lost = True
         _log.warning(f"{self.role}_connection_lost", reason=str(reason))
         self._link.retry(self._outage, reason, self.connect)

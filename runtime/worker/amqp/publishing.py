@@ -23,6 +23,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 
+from runtime import metrics
 from runtime.errors import TransportError
 from runtime.log import get_logger
 from runtime.worker.amqp.convert import to_pika
@@ -44,6 +45,7 @@ class Pending:
     deadline: float
     returned: str | None = None
     attempts: int = 0
+    sent_at: float = 0.0
 
 
 class Publishing(Side):
@@ -90,6 +92,8 @@ class Publishing(Side):
             except (pika.exceptions.AMQPError, ValueError, TypeError) as exc:
                 pending.confirmation.fail(TransportError(f"publish refused: {exc}"))
                 continue
+            pending.sent_at = time.monotonic()
+            metrics.published(len(pending.body))
             self._unconfirmed[self._next_tag] = pending
             self._next_tag += 1
 
@@ -155,6 +159,7 @@ class Publishing(Side):
                     )
                 )
             else:
+                metrics.confirmed(time.monotonic() - pending.sent_at)
                 pending.confirmation.resolve()
 
     def _on_return(

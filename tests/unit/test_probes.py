@@ -1,0 +1,34 @@
+"""The probes' verdicts for each state of the worker, without a broker."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+from runtime.worker.run import worker_probes
+
+
+def run_state(*, started=True, alive=True, consuming=True, publishing=True, worker=True):
+    broker = SimpleNamespace(loop_alive=lambda: alive, consuming=consuming, publishing=publishing)
+    return SimpleNamespace(
+        broker=broker,
+        broker_started=started,
+        stop=threading.Event(),
+        worker=object() if worker else None,
+    )
+
+
+def test_a_loop_that_stopped_turning_fails_liveness_only_once_started():
+    assert worker_probes(run_state(started=False, alive=False)).live() is None
+    problem = worker_probes(run_state(alive=False)).live()
+    assert problem == "the AMQP I/O loop is not turning; restart the worker"
+
+
+def test_readiness_names_what_is_missing():
+    assert worker_probes(run_state()).ready() is None
+    assert worker_probes(run_state(worker=False)).ready() == "starting"
+    assert "being reopened" in worker_probes(run_state(consuming=False)).ready()
+    assert "publishing channel" in worker_probes(run_state(publishing=False)).ready()
+    stopping = run_state()
+    stopping.stop.set()
+    assert worker_probes(stopping).ready() == "stopping"
