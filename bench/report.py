@@ -17,6 +17,7 @@ from typing import Any
 
 WORKER_NAMES = {
     "ours": "ours (Python)",
+    "ours+metrics": "ours, metrics on",
     "pika": "bare pika ceiling",
     "node": "Node.js sailor 2.7.8",
 }
@@ -208,6 +209,13 @@ def _ratios(results: list[Any]) -> list[str]:
             lines.append(
                 f"- {case}: ours ÷ limit {_median(ours, lambda g: g.rate) / max(limit, 1e-9):.2f}"
             )
+        metered = groups.get((case, "ours+metrics"))
+        if metered and not case.startswith("paced"):
+            rate = _median(metered, lambda g: g.rate) / max(1e-9, _median(ours, lambda g: g.rate))
+            cpu = _median(metered, lambda g: g.cpu_per_1000) / max(
+                1e-9, _median(ours, lambda g: g.cpu_per_1000)
+            )
+            lines.append(f"- {case}, metrics on ÷ off: throughput × {rate:.2f}, CPU × {cpu:.2f}")
         for other in ("node", "pika"):
             theirs = groups.get((case, other))
             if not theirs:

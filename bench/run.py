@@ -342,6 +342,8 @@ def run_once(
             "ELASTICIO_SNAPSHOT_RATE_LIMIT": UNLIMITED,
             # "ours@DIR": the runtime of another checkout (git worktree), for an A/B run
             "PYTHONPATH": worker.partition("@")[2] or str(ROOT),
+            # "ours+metrics": Prometheus metrics on (any free port), to measure their cost
+            **({"ELASTICIO_METRICS_PORT": "0"} if "+metrics" in worker else {}),
             "LOG_FORMAT": "json",
         }
     )
@@ -517,7 +519,7 @@ def main() -> None:
         for case in selected:
             for run in range(runs):
                 for worker in workers:  # interleaved, so drift hits every worker alike
-                    if case.only and worker.partition("@")[0] not in case.only:
+                    if case.only and worker.partition("@")[0].split("+")[0] not in case.only:
                         continue
                     result = run_once(case, worker, run, api, args.profile)
                     results.append(result)
