@@ -159,6 +159,33 @@ def _add_local_tools(commands: Any) -> None:
     sign_in.add_argument("--port", type=int, default=0, help="loopback port (default: any)")
     sign_in.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     sign_in.set_defaults(handler=_login)
+    demo_sign_in = auth_commands.add_parser(
+        "demo",
+        help="sign in to the demo provider (python -m runtime demo-api) and save the tokens",
+        description="Walk the demo provider's authorization-code flow without a browser (it "
+        "consents at once) and write the signed-in credential into the credentials file.",
+    )
+    demo_sign_in.add_argument("url", help="the demo provider, e.g. http://127.0.0.1:8400")
+    demo_sign_in.add_argument("--name", default="demo", help="the entry to write")
+    demo_sign_in.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="credentials file (default: RUNTIME_CREDENTIALS_FILE, else credentials.json)",
+    )
+    demo_sign_in.set_defaults(handler=_demo_sign_in)
+
+    new = commands.add_parser(
+        "new",
+        help="write a new component: an action, a polling trigger, tests, Dockerfile",
+        description="Write a new component into DIR (which must be empty or absent): "
+        "component.json with one action and one polling trigger, verifyCredentials.py, "
+        "lib/, tests that use this runtime's pytest plugin, pyproject.toml, a Dockerfile, "
+        "a docker-compose.yml wired to the local platform, and a README with its two "
+        "commands. Its tests pass as written.",
+    )
+    new.add_argument("directory", metavar="DIR")
+    new.add_argument("--name", help="the component's title (default: from DIR)")
+    new.set_defaults(handler=_new)
 
 
 def _add_lock_option(parser: argparse.ArgumentParser) -> None:
@@ -327,6 +354,29 @@ def _login(args: argparse.Namespace) -> int:
         port=args.port,
         timeout=args.timeout,
         out=sys.stdout,
+    )
+    return EXIT_OK
+
+
+def _demo_sign_in(args: argparse.Namespace) -> int:
+    from runtime.devtools.demo.signin import sign_in
+    from runtime.devtools.local_exec import credentials_file
+
+    store = credentials_file(args.credentials)
+    sign_in(args.url.rstrip("/"), store, args.name)
+    sys.stdout.write(f"signed in to {args.url}: entry {args.name!r} of {store.path}\n")
+    return EXIT_OK
+
+
+def _new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runtime.devtools.scaffold import write_component
+
+    written = write_component(Path(args.directory), args.name)
+    sys.stdout.write(
+        f"wrote {len(written)} files into {args.directory}; next: cd {args.directory} && "
+        "scripts/check\n"
     )
     return EXIT_OK
 

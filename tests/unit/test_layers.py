@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "runtime.worker": {"runtime.auth", "runtime.step", "runtime.platform"},
     "runtime.devtools": {"runtime.auth", "runtime.step", "runtime.platform", "runtime.worker"},
 }
-OPEN = {"runtime.cli", "runtime.__main__", "runtime.testing", "runtime.__init__"}
+OPEN = {"runtime.cli", "runtime.__main__", "runtime.testing", "runtime.__init__",
+        "runtime.pytest_plugin"}  # fmt: skip
 """The command line and the public face may use anything."""
 
 
