@@ -34,12 +34,21 @@ class Properties:
     app_id: str | None = None
 
     def with_headers(self, headers: dict[str, Any]) -> Properties:
-        # dataclasses.replace costs microseconds per publish; the fields are few and fixed
+        # dataclasses.replace costs microseconds per publish: every field copied by hand
         return Properties(
-            headers=headers,
-            content_type=self.content_type,
-            content_encoding=self.content_encoding,
-            delivery_mode=self.delivery_mode,
+            headers,
+            self.content_type,
+            self.content_encoding,
+            self.delivery_mode,
+            self.priority,
+            self.correlation_id,
+            self.reply_to,
+            self.expiration,
+            self.message_id,
+            self.timestamp,
+            self.type,
+            self.user_id,
+            self.app_id,
         )
 
 

@@ -143,3 +143,15 @@ def test_routing_key_override_is_found_in_any_case_and_stripped():
     override, kept = headers.routing_key_override({"X-EIO-Routing-Key": "rk2", "a": 1})
     assert override == "rk2"
     assert kept == {"a": 1}
+
+
+def test_properties_with_new_headers_keep_every_other_field():
+    from dataclasses import fields
+
+    from runtime.worker.transport import Properties
+
+    values = {f.name: f"v-{f.name}" for f in fields(Properties) if f.name != "headers"}
+    original = Properties(headers={"a": 1}, **values)  # type: ignore[arg-type]
+    changed = original.with_headers({"b": 2})
+    assert changed.headers == {"b": 2}
+    assert {name: getattr(changed, name) for name in values} == values
