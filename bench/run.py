@@ -490,7 +490,13 @@ def _summarise(result: Result, case: Case, collector: Collector, spawned: float)
         result.rate = case.rate
 
 
+def _interrupted(_signal: int, _frame: Any) -> None:
+    # A killed bench must still stop its workers and the API (run_once's finally does).
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(
         description="Benchmark the worker against the Node.js sailor and a bare pika loop."
     )
