@@ -220,3 +220,13 @@ def test_a_refused_post_fails_the_call(platform_api):
     assert result.returncode == 1
     assert "Failed to POST data to" in result.stdout + result.stderr
     assert "p@ss" not in result.stdout + result.stderr
+
+
+def test_an_api_that_cannot_be_reached_is_one_line_naming_host_and_cause(receiver, platform_api):
+    cfg = {"type": "bearer", "token": "tok-unreachable", "baseUrl": "http://127.0.0.1:9"}
+    result = service("verifyCredentials", receiver, platform_api, cfg)
+    assert result.returncode != 0
+    message = receiver.posted[0]["data"]["message"]
+    assert message == "could not connect to 127.0.0.1:9 (connection refused)"
+    assert "could not connect to 127.0.0.1:9 (connection refused)" in result.stderr
+    assert "tok-unreachable" not in result.stderr + json.dumps(receiver.posted)
