@@ -151,11 +151,7 @@ def _add_local_tools(commands: Any) -> None:
         "(which holds clientId, clientSecret, authorizeUrl, tokenUrl, scopes, or a provider).",
     )
     sign_in.add_argument("name", help="the entry of the credentials file")
-    sign_in.add_argument(
-        "--credentials",
-        metavar="FILE",
-        help="credentials file (default: RUNTIME_CREDENTIALS_FILE, else credentials.json)",
-    )
+    _add_credentials_file_option(sign_in)
     sign_in.add_argument("--port", type=int, default=0, help="loopback port (default: any)")
     sign_in.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
     sign_in.set_defaults(handler=_login)
@@ -167,11 +163,7 @@ def _add_local_tools(commands: Any) -> None:
     )
     demo_sign_in.add_argument("url", help="the demo provider, e.g. http://127.0.0.1:8400")
     demo_sign_in.add_argument("--name", default="demo", help="the entry to write")
-    demo_sign_in.add_argument(
-        "--credentials",
-        metavar="FILE",
-        help="credentials file (default: RUNTIME_CREDENTIALS_FILE, else credentials.json)",
-    )
+    _add_credentials_file_option(demo_sign_in)
     demo_sign_in.set_defaults(handler=_demo_sign_in)
 
     new = commands.add_parser(
@@ -186,6 +178,14 @@ def _add_local_tools(commands: Any) -> None:
     new.add_argument("directory", metavar="DIR")
     new.add_argument("--name", help="the component's title (default: from DIR)")
     new.set_defaults(handler=_new)
+
+
+def _add_credentials_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="credentials file (default: RUNTIME_CREDENTIALS_FILE, else credentials.json)",
+    )
 
 
 def _add_lock_option(parser: argparse.ArgumentParser) -> None:
