@@ -78,12 +78,6 @@ class Case:
     only: tuple[str, ...] = ()
     """The workers this case applies to (empty: every one asked for)."""
 
-    @property
-    def family(self) -> str:
-        if self.delay_ms:
-            return "api"
-        return "replicas" if self.name.startswith("replicas") else "passthrough"
-
     def limit(self, answer_ms: float) -> float:
         """An API-bound case's ceiling: messages in flight ÷ the time the API takes to answer."""
         return self.prefetch * self.replicas * 1000 / answer_ms
@@ -149,8 +143,13 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
+def kind_of(worker: str) -> str:
+    """ "ours", "pika" or "node": a worker name without its "@DIR" or "+metrics" variant."""
+    return worker.partition("@")[0].split("+")[0]
+
+
 def worker_command(worker: str) -> tuple[list[str], Path]:
-    if worker.startswith("ours"):
+    if kind_of(worker) == "ours":
         return [sys.executable, "-m", "runtime", "run"], BENCH / "python_component"
     if worker == "pika":
         return [sys.executable, str(BENCH / "ceiling.py")], BENCH
@@ -525,7 +524,7 @@ def main() -> None:
         for case in selected:
             for run in range(runs):
                 for worker in workers:  # interleaved, so drift hits every worker alike
-                    if case.only and worker.partition("@")[0].split("+")[0] not in case.only:
+                    if case.only and kind_of(worker) not in case.only:
                         continue
                     result = run_once(case, worker, run, api, args.profile)
                     results.append(result)
