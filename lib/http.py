@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -12,7 +10,6 @@ from runtime import Context, StepError, bounded
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 READ_SECONDS = 300.0
-_TEXT_TYPES = ("text/", "application/xml", "application/javascript", "+xml")
 
 
 class HttpStatusError(StepError):
@@ -31,7 +28,7 @@ class HttpStatusError(StepError):
 class ResponseTooLarge(StepError):
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"the response is larger than {limit} bytes; raise the step's 'maxResponseBytes' "
+            f"the response is larger than {limit:,} bytes; raise the step's 'maxContentLength' "
             "or ask the API for less (paging, fields)"
         )
 
@@ -44,38 +41,6 @@ def read_limited(response: requests.Response, limit: int, seconds: float = READ_
         raise ResponseTooLarge(limit) from None
     except bounded.OutOfBounds as exc:
         raise StepError(f"{exc}; the API may be overloaded, try again later") from None
-
-
-def parse_body(response: requests.Response, raw: bytes) -> tuple[Any, str | None]:
-    """The body as JSON, text, or base64 for binary content; and the encoding used."""
-    kind = response.headers.get("Content-Type", "").lower()
-    if not raw:
-        return None, None
-    if "json" in kind:
-        try:
-            return bounded.loads(raw, what="the response"), None
-        except bounded.TooDeep as exc:
-            raise StepError(str(exc)) from None
-        except bounded.OutOfBounds:
-            pass
-    if any(t in kind for t in _TEXT_TYPES) or "json" in kind or not kind:
-        try:
-            return raw.decode(response.encoding or "utf-8"), None
-        except (UnicodeDecodeError, LookupError):
-            pass
-    return base64.b64encode(raw).decode(), "base64"
-
-
-def as_message(response: requests.Response, raw: bytes) -> dict[str, Any]:
-    body, encoding = parse_body(response, raw)
-    data: dict[str, Any] = {
-        "statusCode": response.status_code,
-        "headers": dict(response.headers),
-        "body": body,
-    }
-    if encoding:
-        data["bodyEncoding"] = encoding
-    return data
 
 
 def snippet(raw: bytes, size: int = 300) -> str:

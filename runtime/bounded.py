@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 import orjson
 import requests
@@ -92,6 +93,29 @@ def read(response: requests.Response, *, what: str, limit: int, seconds: float) 
     Raises:
         TooLarge, TooSlow.
     """
+    return b"".join(_chunks(response, what=what, limit=limit, seconds=seconds))
+
+
+def copy(
+    response: requests.Response, into: IO[bytes], *, what: str, limit: int, seconds: float
+) -> int:
+    """Write a streamed response's body to a file, within the same bounds; the bytes written.
+
+    For bodies that may be large (files, attachments): never more than a chunk in memory.
+
+    Raises:
+        TooLarge, TooSlow.
+    """
+    size = 0
+    for chunk in _chunks(response, what=what, limit=limit, seconds=seconds):
+        into.write(chunk)
+        size += len(chunk)
+    return size
+
+
+def _chunks(
+    response: requests.Response, *, what: str, limit: int, seconds: float
+) -> Iterator[bytes]:
     declared = response.headers.get("Content-Length", "")
     try:
         if declared.isdigit() and int(declared) > limit:
@@ -99,7 +123,6 @@ def read(response: requests.Response, *, what: str, limit: int, seconds: float) 
                 f"{what} is {int(declared):,} bytes, more than the {limit:,} bytes allowed"
             )
         deadline = time.monotonic() + seconds
-        chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_content(chunk_size=CHUNK):
             size += len(chunk)
@@ -107,8 +130,7 @@ def read(response: requests.Response, *, what: str, limit: int, seconds: float) 
                 raise TooLarge(f"{what} is more than the {limit:,} bytes allowed")
             if time.monotonic() > deadline:
                 raise TooSlow(f"{what} did not finish within {seconds:g} s")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            yield chunk
     except requests.RequestException as exc:
         raise TooSlow(f"{what} broke off ({type(exc).__name__})") from None
     finally:

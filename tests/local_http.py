@@ -63,7 +63,13 @@ class Server(ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def serving(handler: type[Handler], **state: Any) -> Iterator[Server]:
-    server = Server(handler, **state)
+    with running(Server(handler, **state)) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    """Serve on a thread until the block ends (for a server prepared first, as for TLS)."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server

@@ -58,7 +58,9 @@ MAX_REFRESHES = 2
 """Per request: one for our refused token, one more if the tokens another replica saved are
 refused too."""
 _EXPIRED_MARKERS = ("INVALID_SESSION_ID", "InvalidAuthenticationToken")
-_SEND_OPTIONS = frozenset({"timeout", "allow_redirects", "proxies", "stream", "verify", "cert"})
+_SEND_OPTIONS = frozenset(
+    {"timeout", "allow_redirects", "proxies", "stream", "verify", "cert", "_rewind_to"}
+)
 
 RefreshHook = Callable[[Credentials], Mapping[str, Any]]
 """Replaces the token call for non-standard providers: credential in, token response out."""
@@ -127,7 +129,8 @@ class AuthorizedSession(requests.Session):
         self._refresh_hook = refresh_credentials
         self._response_hook = credentials_from_token_response
         self._shared_adapter = adapter is not None
-        self._retries = retries
+        self.retries = retries
+        """Transient retries per request; a step with its own retry policy sets 0."""
         self._max_retry_wait = max_retry_wait
         # Made on the first refresh: a step's session lives for one message and rarely needs it.
         self._token_http: requests.Session | None = None
@@ -181,8 +184,11 @@ class AuthorizedSession(requests.Session):
         verb = (method.decode() if isinstance(method, bytes) else method).upper()
         target = self._absolute(url.decode() if isinstance(url, bytes) else url)
         kwargs.setdefault("timeout", self._timeout)
+        if _seekable(kwargs.get("data")):
+            # A file body (an upload spooled to disk) is sent again from where it started.
+            kwargs["_rewind_to"] = kwargs["data"].tell()
         replayable = _replayable(kwargs)
-        budget = RetryBudget(attempts=self._retries, max_wait=self._max_retry_wait)
+        budget = RetryBudget(attempts=self.retries, max_wait=self._max_retry_wait)
         seen, minted = self._before_send()
         refreshes = 0
         while True:
@@ -201,8 +207,8 @@ class AuthorizedSession(requests.Session):
             if not replayable:
                 raise BodyNotReplayable(
                     f"{verb} {_where(target)} needs to be sent again after refreshing the "
-                    "token, but its body was a one-shot stream; pass bytes, a dict or a file "
-                    "path instead"
+                    "token, but its body was a one-shot stream; pass bytes, a dict or a seekable "
+                    "file instead"
                 )
             response.close()
             refreshed = self._refresh(seen)
@@ -312,6 +318,8 @@ class AuthorizedSession(requests.Session):
     def _send_once(
         self, verb: str, url: str, credentials: Credentials, kwargs: dict[str, Any]
     ) -> requests.Response:
+        if "_rewind_to" in kwargs:
+            kwargs["data"].seek(kwargs["_rewind_to"])
         request_args = {k: v for k, v in kwargs.items() if k not in _SEND_OPTIONS}
         prepared = self.prepare_request(requests.Request(method=verb, url=url, **request_args))
         sign(prepared, credentials)
@@ -365,8 +373,15 @@ def _expired(response: requests.Response) -> bool:
     return False
 
 
+def _seekable(data: Any) -> bool:
+    seekable = getattr(data, "seekable", None)
+    return callable(seekable) and bool(seekable()) and hasattr(data, "read")
+
+
 def _replayable(kwargs: Mapping[str, Any]) -> bool:
     data = kwargs.get("data")
+    if _seekable(data):
+        return True
     if data is None or isinstance(data, str | bytes | bytearray | Mapping | list | tuple):
         return not kwargs.get("files") or all(
             not hasattr(value, "read") for value in _file_values(kwargs["files"])

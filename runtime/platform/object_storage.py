@@ -13,6 +13,7 @@ a clear error naming it.
 
 from __future__ import annotations
 
+from typing import IO
 from urllib.parse import quote
 
 import requests
@@ -71,9 +72,9 @@ class ObjectStorage:
     def describe(self, object_id: str) -> str:
         return f"object {object_id} from object storage at {self._host}"
 
-    def store(self, data: bytes, message_id: str = "") -> str:
-        """Store bytes; the new object's id."""
-        response = self._request("POST", "/objects", message_id, data)
+    def store(self, data: bytes | IO[bytes], message_id: str = "", content_type: str = "") -> str:
+        """Store bytes, or a file streamed from where it stands; the new object's id."""
+        response = self._request("POST", "/objects", message_id, data, content_type)
         what = f"the answer of object storage at {self._host} to a new object"
         try:
             answer = bounded.loads(
@@ -83,8 +84,25 @@ class ObjectStorage:
         except (bounded.OutOfBounds, KeyError, TypeError):
             raise ObjectStorageError(f"{what} has no objectId") from None
 
+    def url_of(self, object_id: str) -> str:
+        """Where an attachment stored here is read from, in the form the platform uses."""
+        return f"{self._uri}/objects/{quote(object_id)}?storage_type=maester"
+
+    def holds(self, url: str) -> bool:
+        """Whether a URL points into this storage (and so needs its token)."""
+        return bool(self._uri) and (url == self._uri or url.startswith(self._uri + "/"))
+
+    def open(self, url: str, message_id: str = "") -> requests.Response:
+        """A stored object's answer, streamed (``url`` as ``url_of`` gives it)."""
+        return self._request("GET", url[len(self._uri) :], message_id)
+
     def _request(
-        self, method: str, path: str, message_id: str, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        message_id: str,
+        body: bytes | IO[bytes] | None = None,
+        content_type: str = "",
     ) -> requests.Response:
         if not self._uri:
             raise ObjectStorageError(
@@ -93,7 +111,7 @@ class ObjectStorage:
             )
         headers = {"x-request-id": f"{self._request_id};m:{message_id}"}
         if body is not None:
-            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Type"] = content_type or "application/octet-stream"
         try:
             response = self._http.request(
                 method, self._uri + path, data=body, headers=headers, timeout=TIMEOUT, stream=True

@@ -33,7 +33,8 @@ def test_get_with_oauth2_emits_the_response(demo_api):
     data = events[0].payload["body"]
     assert data["statusCode"] == 200
     assert data["body"] == {"id": "user-1", "name": "Demo User", "email": "demo@example.com"}
-    assert data["headers"]["Content-Type"] == "application/json"
+    assert data["headers"]["content-type"] == "application/json"
+    assert data["statusMessage"] == "OK"
 
 
 def test_templates_fill_url_query_headers_and_body(demo_api):
@@ -112,7 +113,7 @@ def test_persistent_429_or_503_can_rebound(demo_api):
 
 def test_large_responses_fail_clearly(demo_api):
     events = call({**oauth(demo_api), "url": "/big?bytes=5000", "maxResponseBytes": 1000})
-    assert "larger than 1000 bytes" in events[0].payload["message"]
+    assert "larger than 1,000 bytes" in events[0].payload["message"]
     small = call({**oauth(demo_api), "url": "/big?bytes=50"})
     assert small[0].payload["body"]["bodyEncoding"] == "base64"
     assert base64.b64decode(small[0].payload["body"]["body"]) == b"x" * 50

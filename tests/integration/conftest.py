@@ -335,3 +335,13 @@ def step(amqp_url, platform_api):
     yield make
     for harness in made:
         harness.close()
+
+
+@pytest.fixture
+def store():
+    """The local platform's object store (object storage and attachment storage)."""
+    from runtime.devtools.localplatform.object_store import ObjectStore
+
+    server = ObjectStore("storage-token-123456").start()
+    yield server
+    server.stop()

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from runtime.devtools.localplatform import messaging
-from runtime.devtools.localplatform.object_store import ObjectStore
 from runtime.platform.object_storage import OBJECT_ID_HEADER
-
-TOKEN = "storage-token-123456"
-
-
-@pytest.fixture
-def store():
-    server = ObjectStore(TOKEN).start()
-    yield server
-    server.stop()
 
 
 def storage_env(store, **extra):
     return {
         "ELASTICIO_OBJECT_STORAGE_URI": store.url,
-        "ELASTICIO_OBJECT_STORAGE_TOKEN": TOKEN,
+        "ELASTICIO_OBJECT_STORAGE_TOKEN": store.token,
         **extra,
     }
 

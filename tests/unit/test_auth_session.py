@@ -279,9 +279,27 @@ def test_request_bodies_are_replayed_on_the_resend(cache, saved):
 def test_a_one_shot_stream_is_refused_for_the_resend_not_sent_empty(cache, saved):
     responses.post(f"{API}/upload", status=401)
     with pytest.raises(BodyNotReplayable) as caught:
-        session(cache, saved).post(f"{API}/upload", data=io.BytesIO(b"payload"))
+        session(cache, saved).post(f"{API}/upload", data=iter([b"pay", b"load"]))
     assert "one-shot stream" in str(caught.value)
     assert len(responses.calls) == 1
+
+
+@responses.activate(registry=responses.registries.OrderedRegistry)
+def test_a_seekable_file_is_sent_again_from_where_it_started(cache, saved):
+    seen: list[bytes] = []
+
+    def upload(request):
+        body = request.body
+        seen.append(body if isinstance(body, bytes) else body.read())
+        return (401, {}, "") if len(seen) == 1 else (201, {}, "")
+
+    responses.add_callback(responses.POST, f"{API}/upload", callback=upload)
+    responses.post(TOKEN_URL, json={"access_token": "new-access"})
+    responses.add_callback(responses.POST, f"{API}/upload", callback=upload)
+    spool = io.BytesIO(b"header|payload")
+    spool.seek(len(b"header|"))
+    assert session(cache, saved).post(f"{API}/upload", data=spool).status_code == 201
+    assert seen == [b"payload", b"payload"]
 
 
 @responses.activate

@@ -12,11 +12,14 @@ styles), ``/api/echo``, ``/api/limited`` (429 with ``Retry-After``), ``/api/stat
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
@@ -295,7 +298,8 @@ def _record(handler: _Handler, method: str) -> Reply:
 def _echo(handler: _Handler, method: str) -> Reply:
     body = handler.json_body()
     if body is None and handler.raw_body:
-        form = handler.form_body()
+        is_form = "urlencoded" in handler.headers.get("Content-Type", "")
+        form = handler.form_body() if is_form else None
         body = form or handler.raw_body.decode(errors="replace")
     return (
         200,
@@ -307,6 +311,37 @@ def _echo(handler: _Handler, method: str) -> Reply:
             "body": body,
         },
     )
+
+
+def _upload(handler: _Handler, method: str) -> Reply:
+    """What arrived: the body's type, size and digest, and each part of a multipart body."""
+    kind = handler.headers.get("Content-Type", "")
+    raw = handler.raw_body
+    answer: dict[str, Any] = {
+        "contentType": kind,
+        "size": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+    if kind.startswith("multipart/"):
+        parsed = BytesParser(policy=email_policy.default).parsebytes(
+            f"Content-Type: {kind}\r\n\r\n".encode() + raw
+        )
+        parts = []
+        for part in parsed.iter_parts():
+            payload = part.get_payload(decode=True)
+            content = payload if isinstance(payload, bytes) else b""
+            parts.append(
+                {
+                    "name": part.get_param("name", header="content-disposition"),
+                    "filename": part.get_filename(),
+                    "contentType": part.get_content_type(),
+                    "size": len(content),
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "text": content.decode(errors="replace") if len(content) <= 200 else None,
+                }
+            )
+        answer["parts"] = parts
+    return 200, {}, answer
 
 
 def _limited(handler: _Handler, method: str) -> Reply:
@@ -377,6 +412,7 @@ _ROUTES: dict[str, Callable[[_Handler, str], Reply]] = {
     "/api/records": _records,
     "/api/echo": _echo,
     "/api/limited": _limited,
+    "/api/upload": _upload,
     "/api/big": _big,
     "/_admin/stats": _admin_stats,
     "/_admin/expire": _admin_expire,

@@ -1,0 +1,279 @@
+"""One configured HTTP call for a message: build it, send it under the error policy, emit it.
+
+The action ``httpRequest`` and the polling trigger ``httpRequestTrigger`` both run this.
+
+Error policy (for the status codes in ``errorCodes``, and for timeouts and failures to
+connect): ``byComponent`` retries up to ``maxRetries`` times, waiting what ``Retry-After``
+asks or 1, 2, 4... seconds; ``rebound`` sends the message back to the queue for later;
+``throwError`` fails at once; ``emit`` emits the response as data. Codes in
+``ignoreErrorCodes`` are emitted as data first, whatever the policy; other non-2xx answers
+are errors (or data with ``passNonSuccess``). A 401 is never the policy's business: the
+credential's token is refreshed once and the request sent again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from urllib3.exceptions import InsecureRequestWarning
+
+from lib.bodies import Body, content_type_of, encode
+from lib.http import HttpStatusError, snippet, tenant_header
+from lib.options import ATTACHMENT_LIMIT, Options, options_from
+from lib.request_plan import Plan, plan_for
+from lib.responses import output
+from lib.templating import scope
+from runtime import AuthError, Context, InvalidInput, Message, StepError
+from runtime.auth.retry import retry_after_seconds
+from runtime.auth.session import AuthorizedSession
+from runtime.network import describe_failure, host_of
+
+WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_BACKOFF = 60.0
+MAX_RETRY_AFTER = 300.0
+SNIPPET_BYTES = 1024
+_SLICE = 0.2
+
+_last_call: dict[str, float] = {}
+_last_call_lock = threading.Lock()
+
+
+class PolicyFailure(StepError):
+    """The API kept failing with a code under the error policy, or could not be reached."""
+
+
+def run(ctx: Context, msg: Message, cfg: Mapping[str, Any]) -> None:
+    """Send the step's request for ``msg`` and emit what it gives (data or rebound)."""
+    credential = ctx.http.credentials
+    options = options_from(cfg, oauth2=credential.type == "oauth2")
+    plan = plan_for(cfg)
+    values = {**scope(msg, dict(cfg)), "flowVariables": dict(ctx.flow_variables)}
+    request = _build(ctx, plan=plan, values=values, msg=msg, cfg=cfg, options=options)
+    try:
+        response = _send(ctx, plan.method, request, options)
+    finally:
+        request["body"].close()
+    if response is None:
+        return
+    message = output(response, options, msg.attachments, str(msg.get("id") or ""))
+    ctx.log.info(
+        "http_response",
+        method=plan.method,
+        status=response.status_code,
+        attachment=options.download_attachment,
+    )
+    ctx.emit("data", message)
+
+
+def _build(
+    ctx: Context,
+    *,
+    plan: Plan,
+    values: dict[str, Any],
+    msg: Message,
+    cfg: Mapping[str, Any],
+    options: Options,
+) -> dict[str, Any]:
+    url = plan.url.value(values)
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInput(
+            f"field 'url' gave {_kind(url)}; it must give the URL (or a path under the "
+            "credential's base URL) as text"
+        )
+    query = _texts(plan.query.value(values), "query")
+    headers = {
+        **tenant_header(ctx, cfg.get("tenantId")),
+        **_texts(plan.headers.value(values), "headers"),
+    }
+    kind = content_type_of(plan.content_type)
+    body = Body()
+    value = plan.body.value(values) if plan.method in WITH_BODY else None
+    if plan.method in WITH_BODY and (plan.method != "DELETE" or value is not None):
+        body = encode(
+            kind,
+            value,
+            msg.body,
+            upload_file=options.upload_file,
+            file_limit=options.request_limit or ATTACHMENT_LIMIT,
+            message_id=str(msg.get("id") or ""),
+        )
+    if options.request_limit is not None and body.size > options.request_limit:
+        body.close()
+        raise InvalidInput(
+            f"the request body is {body.size:,} bytes, more than the step's maxBodyLength "
+            f"({options.request_limit:,})"
+        )
+    if body.content_type:
+        given = next((k for k in headers if k.lower() == "content-type"), None)
+        if given is None or body.content_type.startswith("multipart/"):
+            headers.pop(given or "", None)
+            headers["Content-Type"] = body.content_type
+    if not options.verify_tls:
+        # Our own warning, once per message, says it better than urllib3's on every request.
+        urllib3.disable_warnings(InsecureRequestWarning)
+        ctx.log.warning(
+            "tls_verification_off",
+            note="noStrictSSL is on: the API's certificate is not checked; anyone on the way "
+            "can read and change this request",
+        )
+    return {"url": url.strip(), "params": query, "headers": headers, "body": body}
+
+
+def _send(
+    ctx: Context, method: str, request: dict[str, Any], options: Options
+) -> requests.Response | None:
+    session = ctx.http
+    session.retries = 0  # the error policy below is the only retrying
+    session.max_redirects = max(options.max_redirects, 1)
+    attempt = 0
+    while True:
+        _wait_turn(ctx, options.delay)
+        try:
+            response, problem = _attempt(session, method, request, options)
+        except AuthError as exc:
+            if options.policy == "rebound" and getattr(exc, "retryable", False):
+                ctx.emit("rebound", exc)
+                return None
+            raise
+        if problem is None:
+            return response
+        if options.policy == "rebound":
+            ctx.emit("rebound", f"{problem}; trying again later")
+            return None
+        if attempt >= options.max_retries:
+            tries = "once" if attempt == 0 else f"after {attempt} retries"
+            raise PolicyFailure(f"{problem} (gave up {tries})")
+        asked = retry_after_seconds(response.headers) if response is not None else None
+        wait = min(MAX_BACKOFF, 2.0**attempt) if asked is None else min(asked, MAX_RETRY_AFTER)
+        attempt += 1
+        ctx.log.warning("http_retry", attempt=attempt, of=options.max_retries, wait_s=wait)
+        _sleep(ctx, wait)
+
+
+def _attempt(
+    session: AuthorizedSession, method: str, request: dict[str, Any], options: Options
+) -> tuple[requests.Response | None, str | None]:
+    """One try: the response to emit and no problem, or what went wrong under the policy
+    (with the closed response, for its Retry-After). Failures outside the policy raise."""
+    try:
+        response = session.request(
+            method,
+            request["url"],
+            params=request["params"],
+            headers=request["headers"],
+            data=request["body"].data,
+            stream=True,
+            timeout=options.timeout,
+            verify=options.verify_tls,
+            allow_redirects=options.max_redirects > 0,
+        )
+    except requests.TooManyRedirects:
+        raise StepError(
+            f"the API redirected more than {options.max_redirects} times; raise "
+            "'maxRedirects' (at most 10) or call the final URL"
+        ) from None
+    except requests.exceptions.SSLError as exc:
+        raise StepError(
+            f"{method} {_where(request['url'])}: the secure connection failed "
+            f"({_tls_reason(exc)}); if the API's certificate is self-signed or issued by a "
+            "private authority, add that authority to REQUESTS_CA_BUNDLE, or turn on "
+            "'noStrictSSL' (unsafe)"
+        ) from None
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        unreachable = f"{method} {_where(request['url'])}: {describe_failure(exc)}"
+        if options.policy in ("throwError", "emit"):
+            raise PolicyFailure(unreachable) from None
+        return None, unreachable
+    status = response.status_code
+    if response.ok or (300 <= status < 400 and options.max_redirects == 0):
+        return response, None
+    if status in options.emit_codes or options.pass_non_success:
+        return response, None
+    if status in options.policy_codes and options.policy == "emit":
+        return response, None
+    if status not in options.policy_codes or options.policy == "throwError":
+        raise _failure(response)
+    return response, str(_failure(response))
+
+
+def _failure(response: requests.Response) -> HttpStatusError:
+    """The error for a refused request, with the start of the API's answer (reads, closes)."""
+    try:
+        start = next(response.iter_content(chunk_size=SNIPPET_BYTES), b"")
+    except requests.RequestException:
+        start = b""
+    finally:
+        response.close()
+    return HttpStatusError(response, snippet(start))
+
+
+def _wait_turn(ctx: Context, delay: float) -> None:
+    """``delay`` between this step's calls, in this process, however many threads call."""
+    if delay <= 0:
+        return
+    with _last_call_lock:
+        now = time.monotonic()
+        slot = max(now, _last_call.get(ctx.step, float("-inf")) + delay)
+        _last_call[ctx.step] = slot
+    _sleep(ctx, slot - now)
+
+
+def _sleep(ctx: Context, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not ctx.cancelled:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, _SLICE))
+
+
+def _texts(values: Any, name: str) -> dict[str, Any]:
+    """Header and query values as text (a template or expression may give a number)."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise InvalidInput(
+            f"field {name!r} must give an object of names and values, not {_kind(values)}"
+        )
+    return {
+        str(k): [_text(i) for i in v] if isinstance(v, list) else _text(v)
+        for k, v in values.items()
+    }
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _tls_reason(error: BaseException) -> str:
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        detail = text.split("CERTIFICATE_VERIFY_FAILED]", 1)[-1].split("(_ssl", 1)[0]
+        return (
+            "its certificate could not be verified: " + detail.strip(" ]:")
+            if detail
+            else ("its certificate could not be verified")
+        )
+    return "TLS handshake failed"
+
+
+def _where(url: str) -> str:
+    """Host and path: a query may hold an API key, and user info a password."""
+    parts = urlsplit(url)
+    return f"{host_of(url)}{parts.path}" if parts.scheme else parts.path
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"a {type(value).__name__}"
