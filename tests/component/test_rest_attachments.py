@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import tracemalloc
 
 import pytest
 import requests
@@ -191,3 +194,55 @@ def test_download_without_attachment_storage_says_what_to_do(demo_api, monkeypat
     events = call(cfg)
     assert [e.kind for e in events] == ["error", "end"]
     assert "no attachment storage is configured" in events[0].payload["message"]
+
+
+SERVERS = """
+import sys, time
+from runtime.devtools.demo.api import DemoApi
+from runtime.devtools.demo.tokens import ProviderSettings
+from runtime.devtools.localplatform.object_store import ObjectStore
+api = DemoApi(ProviderSettings(access_lifetime=3600)).start()
+store = ObjectStore(sys.argv[1]).start()
+print(api.url, store.url, api.consented_tokens()["access_token"], flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def servers_elsewhere():
+    """The demo API and the object store in another process, so that only the step's own
+    memory is traced here."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVERS, STORE_TOKEN], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        api_url, store_url, token = process.stdout.readline().split()
+        yield api_url, store_url, token
+    finally:
+        process.kill()
+        process.wait(10)
+        process.stdout.close()
+
+
+def test_files_are_streamed_never_whole_in_memory(servers_elsewhere, monkeypatch):
+    api_url, store_url, token = servers_elsewhere
+    monkeypatch.setenv("ELASTICIO_OBJECT_STORAGE_URI", store_url)
+    monkeypatch.setenv("ELASTICIO_OBJECT_STORAGE_TOKEN", STORE_TOKEN)
+    size = 40 * 1024 * 1024
+    bearer = {"type": "bearer", "token": token, "baseUrl": f"{api_url}/api"}
+    tracemalloc.start()
+    try:
+        download = call({**bearer, "url": f"/big?bytes={size}", "downloadAsAttachment": True})
+        entry = next(iter(download[0].payload["attachments"].values()))
+        upload = call(
+            {**bearer, "method": "POST", "url": "/upload", "uploadFile": True,
+             "bodyType": "application/octet-stream", "body": entry["url"]}
+        )  # fmt: skip
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert entry["size"] == size
+    received = upload[0].payload["body"]["body"]
+    assert received["size"] == size
+    assert received["sha256"] == hashlib.sha256(b"x" * size).hexdigest()
+    assert peak < 8 * 1024 * 1024, f"{peak:,} bytes held at the peak for a {size:,}-byte file"
