@@ -76,15 +76,13 @@ def content_type_of(configured: str) -> str:
 def encode(
     kind: str,
     value: Any,
-    incoming: Any,
     *,
     upload_file: bool,
     file_limit: int,
     message_id: str = "",
 ) -> Body:
-    """The body to send for a content type (see ``content_type_of``) and a field's value."""
-    if value is None and kind in FROM_MESSAGE:
-        value = incoming
+    """The body to send for a content type (see ``content_type_of``) and a field's value
+    (nothing, as an expression giving nothing, sends no body)."""
     if kind == "" or value is None:
         return Body()
     if kind == "application/json":

@@ -13,6 +13,7 @@ credential's token is refreshed once and the request sent again.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -23,10 +24,10 @@ import requests
 import urllib3
 from urllib3.exceptions import InsecureRequestWarning
 
-from lib.bodies import Body, content_type_of, encode
+from lib.bodies import FROM_MESSAGE, Body, content_type_of, encode
 from lib.http import HttpStatusError, snippet, tenant_header
 from lib.options import ATTACHMENT_LIMIT, Options, options_from
-from lib.request_plan import Plan, plan_for
+from lib.request_plan import Absent, Plan, plan_for
 from lib.responses import output
 from lib.templating import scope
 from runtime import AuthError, Context, InvalidInput, Message, StepError
@@ -93,12 +94,15 @@ def _build(
     }
     kind = content_type_of(plan.content_type)
     body = Body()
-    value = plan.body.value(values) if plan.method in WITH_BODY else None
-    if plan.method in WITH_BODY and (plan.method != "DELETE" or value is not None):
+    value = None
+    if plan.method in WITH_BODY:
+        empty = isinstance(plan.body, Absent)
+        from_message = empty and kind in FROM_MESSAGE and plan.method != "DELETE"
+        value = msg.body if from_message else plan.body.value(values)
+    if value is not None:
         body = encode(
             kind,
             value,
-            msg.body,
             upload_file=options.upload_file,
             file_limit=options.request_limit or ATTACHMENT_LIMIT,
             message_id=str(msg.get("id") or ""),
@@ -173,6 +177,17 @@ def _attempt(
             verify=options.verify_tls,
             allow_redirects=options.max_redirects > 0,
         )
+    except requests.exceptions.InvalidHeader:
+        raise InvalidInput(
+            "a request header's name or value has a line break or leading space; check the "
+            "'headers' field (values are not shown, they may be keys)"
+        ) from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema) as exc:  # fmt: skip
+        raise InvalidInput(
+            f"field 'url' gave {_where(request['url'])!r}, which is not an http(s) URL "
+            f"({type(exc).__name__})"
+        ) from None
     except requests.TooManyRedirects:
         raise StepError(
             f"the API redirected more than {options.max_redirects} times; raise "
@@ -252,6 +267,8 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -224,3 +224,32 @@ def test_runaway_and_unknown_expressions_fail_clearly(demo_api, expression, said
     message = events[0].payload["message"]
     assert said in message
     assert "field 'url'" in message
+
+
+def test_an_expression_giving_nothing_sends_no_body_and_objects_in_a_query_are_json(demo_api):
+    cfg = {
+        **oauth(demo_api),
+        "method": "POST",
+        "url": "/echo",
+        "query": '{"filter": {"id": body.customer.id}}',
+        "queryMode": "jsonata",
+        "body": "body.missing",
+        "bodyMode": "jsonata",
+    }
+    got = echoed(call(cfg, ORDER))
+    assert got["body"] is None
+    assert json.loads(got["query"]["filter"]) == {"id": 42}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"headers": '{"X-Key": "secret-value\\r\\nInjected: yes"}'}, "has a line break"),
+        ({"url": '"ftp://files.example.com/x"', "urlMode": "jsonata"}, "is not an http(s) URL"),
+    ],
+)
+def test_unsendable_headers_and_urls_are_clear_errors_without_the_values(demo_api, change, said):
+    events = call({**oauth(demo_api), "url": "/echo", **change})
+    assert [e.kind for e in events] == ["error", "end"]
+    assert said in events[0].payload["message"]
+    assert "secret-value" not in json.dumps(events[0].payload)
