@@ -70,7 +70,7 @@ def serving(handler: type[Handler], **state: Any) -> Iterator[Server]:
 @contextlib.contextmanager
 def running(server: Server) -> Iterator[Server]:
     """Serve on a thread until the block ends (for a server prepared first, as for TLS)."""
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield server
     finally:
