@@ -18,8 +18,10 @@ from typing import IO, Any
 
 import requests
 
+from lib.http import kind_of
+from lib.http import where as shown
 from runtime import StepError, bounded
-from runtime.network import describe_failure, host_of
+from runtime.network import describe_failure
 from runtime.platform.object_storage import ObjectStorage, ObjectStorageError
 
 SPOOL_BYTES = 1024 * 1024
@@ -63,9 +65,9 @@ def fetch(url: Any, *, limit: int, message_id: str = "", timeout: float = 60.0) 
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise AttachmentError(
             f"the file to upload must be given as an http(s) URL (an attachment's 'url'), "
-            f"not {_kind(url)}"
+            f"not {kind_of(url) if not isinstance(url, str) else repr(url[:80])}"
         )
-    where = f"the file at {host_of(url)}{_path(url)}"
+    where = f"the file at {shown(url)}"
     store = storage()
     try:
         if store.holds(url):
@@ -108,16 +110,3 @@ def store(spooled: Spooled, *, message_id: str = "") -> str:
     except ObjectStorageError as exc:
         raise AttachmentError(f"could not store the attachment: {exc}") from None
     return target.url_of(object_id)
-
-
-def _path(url: str) -> str:
-    path = url.split("://", 1)[-1].split("?", 1)[0]
-    return path[path.find("/") :] if "/" in path else ""
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return repr(value[:80])
-    return f"a {type(value).__name__}"

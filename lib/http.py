@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from runtime import Context, StepError, bounded
+from runtime.network import host_of
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 READ_SECONDS = 300.0
@@ -55,3 +57,15 @@ def tenant_header(ctx: Context, tenant: str | None) -> dict[str, str]:
     profile = ctx.http.credentials.profile
     names = list(profile.header_fields) if profile is not None and profile.header_fields else []
     return {names[0] if names else "X-Tenant-Id": tenant}
+
+
+def where(url: str) -> str:
+    """A URL as errors show it: host and path (a query may hold an API key, user info a
+    password)."""
+    parts = urlsplit(url)
+    return f"{host_of(url)}{parts.path}" if parts.scheme else parts.path
+
+
+def kind_of(value: Any) -> str:
+    """What a value is, for an error that must not show it."""
+    return "nothing" if value is None else f"a {type(value).__name__}"

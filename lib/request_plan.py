@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lib.bodies import TEXT_TYPES, XML_TYPES, content_type_of
 from lib.expressions import compiled
 from lib.templating import json_field, render_text, render_value
 from runtime import InvalidInput
@@ -200,6 +201,6 @@ def _method(raw: Any) -> str:
 
 
 def _is_text_type(content_type: str) -> bool:
-    return content_type.startswith("text/") or content_type in (
-        "application/xml", "application/octet-stream", "xml", "text", "html", "octet-stream",
-    )  # fmt: skip
+    """Whether a text-mode body is the text itself (not JSON): text, XML, HTML, bytes."""
+    kind = content_type_of(content_type)
+    return kind in TEXT_TYPES or kind in XML_TYPES or kind == "application/octet-stream"

@@ -18,14 +18,13 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from urllib3.exceptions import InsecureRequestWarning
 
 from lib.bodies import FROM_MESSAGE, Body, content_type_of, encode
-from lib.http import HttpStatusError, snippet, tenant_header
+from lib.http import HttpStatusError, kind_of, snippet, tenant_header, where
 from lib.options import ATTACHMENT_LIMIT, Options, options_from
 from lib.request_plan import Absent, Plan, plan_for
 from lib.responses import output
@@ -33,7 +32,7 @@ from lib.templating import scope
 from runtime import AuthError, Context, InvalidInput, Message, StepError
 from runtime.auth.retry import retry_after_seconds
 from runtime.auth.session import AuthorizedSession
-from runtime.network import describe_failure, host_of
+from runtime.network import describe_failure
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BACKOFF = 60.0
@@ -84,7 +83,7 @@ def _build(
     url = plan.url.value(values)
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput(
-            f"field 'url' gave {_kind(url)}; it must give the URL (or a path under the "
+            f"field 'url' gave {kind_of(url)}; it must give the URL (or a path under the "
             "credential's base URL) as text"
         )
     query = _texts(plan.query.value(values), "query")
@@ -185,7 +184,7 @@ def _attempt(
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema) as exc:  # fmt: skip
         raise InvalidInput(
-            f"field 'url' gave {_where(request['url'])!r}, which is not an http(s) URL "
+            f"field 'url' gave {where(request['url'])!r}, which is not an http(s) URL "
             f"({type(exc).__name__})"
         ) from None
     except requests.TooManyRedirects:
@@ -195,13 +194,13 @@ def _attempt(
         ) from None
     except requests.exceptions.SSLError as exc:
         raise StepError(
-            f"{method} {_where(request['url'])}: the secure connection failed "
+            f"{method} {where(request['url'])}: the secure connection failed "
             f"({_tls_reason(exc)}); if the API's certificate is self-signed or issued by a "
             "private authority, add that authority to REQUESTS_CA_BUNDLE, or turn on "
             "'noStrictSSL' (unsafe)"
         ) from None
     except (requests.Timeout, requests.ConnectionError) as exc:
-        unreachable = f"{method} {_where(request['url'])}: {describe_failure(exc)}"
+        unreachable = f"{method} {where(request['url'])}: {describe_failure(exc)}"
         if options.policy in ("throwError", "emit"):
             raise PolicyFailure(unreachable) from None
         return None, unreachable
@@ -254,7 +253,7 @@ def _texts(values: Any, name: str) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise InvalidInput(
-            f"field {name!r} must give an object of names and values, not {_kind(values)}"
+            f"field {name!r} must give an object of names and values, not {kind_of(values)}"
         )
     return {
         str(k): [_text(i) for i in v] if isinstance(v, list) else _text(v)
@@ -284,13 +283,3 @@ def _tls_reason(error: BaseException) -> str:
             else ("its certificate could not be verified")
         )
     return "TLS handshake failed"
-
-
-def _where(url: str) -> str:
-    """Host and path: a query may hold an API key, and user info a password."""
-    parts = urlsplit(url)
-    return f"{host_of(url)}{parts.path}" if parts.scheme else parts.path
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else f"a {type(value).__name__}"
