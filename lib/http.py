@@ -18,10 +18,9 @@ class HttpStatusError(StepError):
     """The API answered with a status the step does not pass on."""
 
     def __init__(self, response: requests.Response, snippet: str) -> None:
-        where = urlsplit(response.url)
         super().__init__(
-            f"{response.request.method} {where.path or '/'} answered {response.status_code} "
-            f"{response.reason or ''}".rstrip()
+            f"{response.request.method} {where(response.url) or '/'} answered "
+            f"{response.status_code} {response.reason or ''}".rstrip()
             + (f": {snippet}" if snippet else "")
         )
         self.status = response.status_code
@@ -36,13 +35,19 @@ class ResponseTooLarge(StepError):
 
 
 def read_limited(response: requests.Response, limit: int, seconds: float = READ_SECONDS) -> bytes:
-    """The whole body, refusing to hold more than ``limit`` bytes or to wait past ``seconds``."""
+    """The whole body, refusing to hold more than ``limit`` bytes or to wait past ``seconds``
+    (in all, however slowly the server sends it)."""
     try:
-        return bounded.read(response, what="the response", limit=limit, seconds=seconds)
+        return bounded.read(response, what=answer_of(response), limit=limit, seconds=seconds)
     except bounded.TooLarge:
         raise ResponseTooLarge(limit) from None
     except bounded.OutOfBounds as exc:
         raise StepError(f"{exc}; the API may be overloaded, try again later") from None
+
+
+def answer_of(response: requests.Response) -> str:
+    """How errors name a response: by its server."""
+    return f"the answer of {host_of(response.url)}" if response.url else "the answer"
 
 
 def snippet(raw: bytes, size: int = 300) -> str:

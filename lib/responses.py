@@ -23,7 +23,7 @@ import xmltodict
 
 from lib import attachments
 from lib.attachments import Spooled
-from lib.http import read_limited
+from lib.http import answer_of, read_limited
 from lib.options import Options
 from runtime import StepError, bounded
 
@@ -133,8 +133,9 @@ def _as_attachment(
     kind = response.headers.get("Content-Type") or "application/octet-stream"
     try:
         size = bounded.copy(
-            response, spool, what="the response", limit=limit, seconds=attachments.FETCH_SECONDS
-        )
+            response, spool, what=answer_of(response), limit=limit,
+            seconds=attachments.FETCH_SECONDS,
+        )  # fmt: skip
     except bounded.TooLarge as exc:
         spool.close()
         raise StepError(

@@ -86,6 +86,7 @@ def _build(
             f"field 'url' gave {kind_of(url)}; it must give the URL (or a path under the "
             "credential's base URL) as text"
         )
+    url = ctx.http.absolute(url.strip())  # absolute from here on: every error names the host
     query = _texts(plan.query.value(values), "query")
     headers = {
         **tenant_header(ctx, cfg.get("tenantId")),
@@ -125,7 +126,7 @@ def _build(
             note="noStrictSSL is on: the API's certificate is not checked; anyone on the way "
             "can read and change this request",
         )
-    return {"url": url.strip(), "params": query, "headers": headers, "body": body}
+    return {"url": url, "params": query, "headers": headers, "body": body}
 
 
 def _send(

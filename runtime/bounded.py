@@ -5,7 +5,8 @@ bodies, the platform API's answers, token endpoint answers, object storage bodie
 ``ELASTICIO_CFG`` and credentials files. A value over a bound is refused before it can
 exhaust memory or the parser: ``json.loads`` alone would raise ``RecursionError`` (not a
 ``ValueError``) on a value nested a few thousand levels deep, and a server that never ends
-its answer would hold a thread for ever.
+its answer, or trickles it a byte at a time, would hold a thread for ever (the time bound
+is a deadline on the whole body, runtime.deadlines).
 
 ::
 
@@ -19,12 +20,13 @@ its answer would hold a thread for ever.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import IO, Any
 
 import orjson
 import requests
+
+from runtime.deadlines import deadline, socket_of
 
 MAX_DEPTH = 128
 """Levels of nested objects and arrays accepted; real messages use a handful, and steps copy
@@ -117,20 +119,23 @@ def _chunks(
     response: requests.Response, *, what: str, limit: int, seconds: float
 ) -> Iterator[bytes]:
     declared = response.headers.get("Content-Length", "")
+
+    def too_slow() -> TooSlow:
+        return TooSlow(f"{what} did not finish within {seconds:g} s: the server is too slow")
+
     try:
         if declared.isdigit() and int(declared) > limit:
             raise TooLarge(
                 f"{what} is {int(declared):,} bytes, more than the {limit:,} bytes allowed"
             )
-        deadline = time.monotonic() + seconds
-        size = 0
-        for chunk in response.iter_content(chunk_size=CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"{what} is more than the {limit:,} bytes allowed")
-            if time.monotonic() > deadline:
-                raise TooSlow(f"{what} did not finish within {seconds:g} s")
-            yield chunk
+        with deadline(seconds, too_slow=too_slow) as exchange:
+            exchange.watch(socket_of(response))
+            size = 0
+            for chunk in response.iter_content(chunk_size=CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"{what} is more than the {limit:,} bytes allowed")
+                yield chunk
     except requests.RequestException as exc:
         raise TooSlow(f"{what} broke off ({type(exc).__name__})") from None
     finally:

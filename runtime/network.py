@@ -11,9 +11,24 @@ import requests
 import urllib3
 
 
+class AnswerTooSlow(requests.exceptions.ReadTimeout):
+    """A server did not finish its answer within the whole exchange's deadline (it may
+    have been sending, a little at a time, all along)."""
+
+    def __init__(self, host: str, seconds: float) -> None:
+        super().__init__(
+            f"{host} did not finish its answer within {seconds:g} s (too slow; it may be "
+            "overloaded or sending a little at a time)"
+        )
+        self.host = host
+        self.seconds = seconds
+
+
 def describe_failure(error: BaseException) -> str:
     """Why a request got no answer, in a few words ("connection refused", "timed out")."""
     for cause in _causes(error):
+        if isinstance(cause, AnswerTooSlow):
+            return f"too slow: no whole answer within {cause.seconds:g} s"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
         if isinstance(cause, socket.gaierror):
@@ -34,6 +49,8 @@ def in_words(error: BaseException) -> str | None:
     ("could not connect to 127.0.0.1:9 (connection refused)"); None for other errors."""
     if not _is_network_failure(error):
         return None
+    if isinstance(error, AnswerTooSlow):
+        return str(error)
     host = _host(error) or "the server"
     cause = describe_failure(error)
     if isinstance(error, requests.exceptions.ReadTimeout):

@@ -3,12 +3,14 @@
 ``MemoryBroker`` implements ``runtime.worker.transport.BrokerPort`` the way ``runtime.worker.amqp.Broker``
 behaves: one I/O thread runs every ``call_soon`` callback in order, publishes are confirmed
 (or refused, or returned as unroutable) on that thread, and a settle is applied only to a
-delivery of the current connection. It records every publish and settle, and refuses to
-settle one delivery tag twice.
+delivery of the current connection. As RabbitMQ with ``basic.qos``, it hands over at most
+``prefetch`` unsettled deliveries at a time (0: no limit), the rest waiting their turn. It
+records every publish and settle, and refuses to settle one delivery tag twice.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import queue
 import threading
@@ -42,6 +44,10 @@ class MemoryBroker:
     refuse: Callable[[str, bytes], BaseException | None] | None = None
     """Decides per publish: None to confirm, or the failure to report."""
     on_delivery: Callable[[Delivery], None] | None = None
+    prefetch: int = 0
+    """Unsettled deliveries handed over at once, as ``basic.qos``; 0 for no limit."""
+    _waiting: collections.deque[Delivery] = field(default_factory=collections.deque)
+    _unsettled: int = 0
     _tags: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _loop: queue.SimpleQueue[Callable[[], None]] = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
@@ -92,7 +98,9 @@ class MemoryBroker:
             if key in self.settled:
                 raise AssertionError(f"delivery tag {delivery.tag} settled twice")
             self.settled[key] = action
+            self._unsettled -= 1
             self._changed.notify_all()
+        self._hand_over()
         return True
 
     # --- driving it ----------------------------------------------------------------------
@@ -109,14 +117,31 @@ class MemoryBroker:
             redelivered=redelivered,
         )
         assert self.on_delivery is not None
-        handler = self.on_delivery
-        self.call_soon(lambda: handler(delivery))
+        self._waiting.append(delivery)
+        self.call_soon(self._hand_over)
         return delivery
 
     def reconnect(self) -> None:
-        """The consumer connection is replaced: older deliveries can no longer be settled."""
+        """The consumer connection is replaced: older deliveries can no longer be settled
+        (and no longer count against the prefetch)."""
         with self._changed:
             self.generation += 1
+            self._unsettled = 0
+        self.call_soon(self._hand_over)
+
+    @property
+    def waiting(self) -> int:
+        """Deliveries not handed over yet: the prefetch is full."""
+        return len(self._waiting)
+
+    def _hand_over(self) -> None:
+        handler = self.on_delivery
+        assert handler is not None
+        while self._waiting and (not self.prefetch or self._unsettled < self.prefetch):
+            delivery = self._waiting.popleft()
+            with self._changed:
+                self._unsettled += 1
+            handler(delivery)
 
     def drain(self, timeout: float = 10.0) -> None:
         """Return once the I/O thread has run everything handed to it so far."""
@@ -160,6 +185,8 @@ class FakePlatformApi:
         self.config = dict(config or {})
         self.saved: list[tuple[str, dict[str, Any], str | None]] = []
         self.refuse_saves = False
+
+    where = "the fake platform API"
 
     def step(self, flow_id: str, step_id: str) -> dict[str, Any]:
         return {"config": dict(self.config)}

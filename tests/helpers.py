@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -63,3 +66,29 @@ def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"{what} not met within {timeout:g} s")
+
+
+class Ended:
+    """How a call that ``finishes`` ended: its value, or the exception it raised."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+def finishes(call: Callable[[], Any], within: float) -> Ended:
+    """Run ``call`` on a thread and wait for it to end; fail the test if it is still
+    running after ``within`` seconds (a generous bound on a condition, not a timing)."""
+    ended = Ended()
+
+    def run() -> None:
+        try:
+            ended.value = call()
+        except BaseException as exc:
+            ended.error = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"still running after {within:g} s"
+    return ended

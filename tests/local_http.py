@@ -17,6 +17,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        server: Server = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.connections += 1
+
     def answer(self) -> None:
         raise NotImplementedError
 
@@ -45,6 +51,7 @@ class Server(ThreadingHTTPServer):
     def __init__(self, handler: type[Handler], **state: Any) -> None:
         super().__init__(("127.0.0.1", 0), handler)
         self.counts: dict[str, int] = {}
+        self.connections = 0
         self.lock = threading.Lock()
         for name, value in state.items():
             setattr(self, name, value)

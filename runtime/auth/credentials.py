@@ -326,9 +326,17 @@ class KeysUpdate(dict[str, Any]):
     emitted ``updateKeys`` itself).
     """
 
-    def __init__(self, keys: Mapping[str, Any], *, replaces: str | None = None) -> None:
+    def __init__(
+        self, keys: Mapping[str, Any], *, replaces: str | None = None, kept_by: str | None = None
+    ) -> None:
         super().__init__(keys)
         self.replaces = replaces
+        self.kept_by = kept_by
+        """A store the other replicas read (the credential lock's sealed copy) already
+        holds these keys, so they are safe to use even while their own store is down."""
+        self.pending = False
+        """Set by whoever saves them: their own store (the platform) has not taken them yet
+        and they are being saved in the background."""
 
 
 def keys_version(keys: Mapping[str, Any] | Credentials) -> str | None:

@@ -7,14 +7,17 @@ credential is used, not only in one process. ``ELASTICIO_CREDENTIAL_LOCK_URL`` c
 
 =====================  ==================================================================
 ``redis://HOST/DB``    replicas on several machines: a lease with an owner token, renewed
-                       while held, released by compare-and-delete; the latest keys are kept
-                       there too, encrypted, so replicas adopt them without asking the platform
+                       while held, released by compare-and-delete
 ``file:///DIR``        replicas on one machine: an OS file lock per credential in ``DIR``
 unset                  this process only (``InProcessLock``); said once at start-up
 =====================  ==================================================================
 
-A credentials file is always locked beside itself (``CredentialsFile.lock``).
-The lock is taken only to refresh: a request whose token is good costs nothing more.
+Both stores also keep the newest keys of each credential, sealed (runtime.auth.sealing),
+written right after the token call and before anything uses them: a replica that dies
+before the platform has saved its keys leaves them where the others look first, so nobody
+presents the refresh token it used up. A credentials file is always locked beside itself
+(``CredentialsFile.lock``) and is its own store. The lock is taken only to refresh: a
+request whose token is good costs nothing more.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class SharedKeys:
     replaced: tuple[str, ...]
     """Fingerprints of the credentials this one succeeds, newest first: a replica holding
     any of them is behind and adopts ``keys`` instead of refreshing."""
+    saved: bool = False
+    """The credential's own store (the platform) has them too; until then, whoever adopts
+    them saves them there."""
 
 
 class CredentialLock(Protocol):
@@ -68,8 +74,9 @@ class CredentialLock(Protocol):
         """The newest keys the store keeps for the credential, if it keeps any."""
         ...
 
-    def remember(self, key: str, shared: SharedKeys) -> None:
-        """Keep new keys for the other replicas (a store that keeps none ignores this)."""
+    def remember(self, key: str, shared: SharedKeys) -> bool:
+        """Keep new keys for the other replicas; True once they are durably kept (False
+        from a store that keeps none, or that failed: the failure is logged)."""
         ...
 
     def check(self) -> str | None:
@@ -89,8 +96,8 @@ class InProcessLock:
     def latest(self, key: str) -> SharedKeys | None:
         return None
 
-    def remember(self, key: str, shared: SharedKeys) -> None:
-        """Nothing to share with."""
+    def remember(self, key: str, shared: SharedKeys) -> bool:
+        return False  # nothing to share with
 
     def check(self) -> str | None:
         return None
@@ -110,8 +117,8 @@ def lock_from_url(
 
     Args:
         url: ``redis://``, ``rediss://`` or ``file:///DIR``; empty or None for in-process.
-        secret: encrypts the keys kept in Redis (the message crypto password); without
-            it Redis is only a lock and replicas re-read the platform.
+        secret: seals the keys kept in the store (the message crypto password); without
+            it the store is only a lock and replicas re-read the platform.
         lease: seconds a Redis lock lives without renewal.
         wait: seconds to wait for the lock before failing.
 
@@ -133,7 +140,7 @@ def lock_from_url(
             raise ConfigError(
                 f"ELASTICIO_CREDENTIAL_LOCK_URL={url!r} names no folder: use file:///DIR"
             )
-        return FileLock(Path(path), wait=wait)
+        return FileLock(Path(path), wait=wait, secret=secret)
     raise ConfigError(
         f"ELASTICIO_CREDENTIAL_LOCK_URL has the scheme {scheme or 'none'!r}: use "
         "redis://HOST:PORT/DB for replicas on several machines or file:///DIR on one machine"

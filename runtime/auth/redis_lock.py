@@ -7,33 +7,32 @@
   and the lease runs out, so the others go on.
 * Releasing it: compare-and-delete, so a holder whose lease ran out cannot release a lock
   another replica has taken since.
-* The newest keys are kept beside the lock, sealed with AES-GCM under a key derived from the
-  message crypto password, so replicas adopt them without a round trip to the platform
-  and nobody who can read Redis can read or forge them.
+* The newest keys are kept beside the lock, sealed (runtime.auth.sealing), so replicas
+  adopt them without a round trip to the platform and nobody who can read Redis can read
+  or forge them.
 
 Redis being unreachable is never a reason to refresh without the lock: the caller gets
-``CredentialLockUnavailable``, which is retryable.
+``CredentialLockUnavailable``, which is retryable, within ``UNREACHABLE_GRACE`` seconds,
+also from a Redis that accepts connections and never answers (each command is bounded, and
+tried again once on a fresh connection).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
 import secrets
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from runtime.auth.errors import CredentialLockUnavailable
 from runtime.auth.locks import DEFAULT_LEASE, DEFAULT_WAIT, SharedKeys
+from runtime.auth.sealing import Sealer, record_name
 from runtime.log import get_logger
 
 KEYS_TTL = 30 * 24 * 3600
@@ -41,6 +40,9 @@ KEYS_TTL = 30 * 24 * 3600
 re-read from the platform)."""
 UNREACHABLE_GRACE = 2.0
 """Seconds to keep trying a Redis that does not answer before giving up on this refresh."""
+COMMAND_SECONDS = UNREACHABLE_GRACE / 2
+"""Seconds one try of one command may take (connecting, or waiting for its answer); with
+the one retry, a command that gets no answer fails within the grace."""
 _POLL_FIRST, _POLL_MAX = 0.005, 0.05
 
 _RENEW = """
@@ -69,14 +71,18 @@ class RedisLock:
         wait: float = DEFAULT_WAIT,
     ) -> None:
         self._client = redis.Redis.from_url(
-            url, socket_timeout=5.0, socket_connect_timeout=2.0, health_check_interval=30
+            url,
+            socket_timeout=COMMAND_SECONDS,
+            socket_connect_timeout=COMMAND_SECONDS,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
         )
         self._where = _without_password(url)
         self._lease_ms = max(1, int(lease * 1000))
         self._wait = wait
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
-        self._sealer = _Sealer(secret) if secret else None
+        self._sealer = Sealer(secret) if secret else None
 
     @property
     def where(self) -> str:
@@ -138,7 +144,7 @@ class RedisLock:
     def latest(self, key: str) -> SharedKeys | None:
         if self._sealer is None:
             return None
-        name = f"eio:credential:{key}:keys"
+        name = record_name(key)
         try:
             sealed = self._client.get(name)
         except redis.RedisError as exc:
@@ -149,22 +155,18 @@ class RedisLock:
         record = self._sealer.open(sealed, name)
         if record is None:
             _log.warning("shared_keys_unreadable", store=self._where, error="cannot decrypt")
-            return None
-        keys, replaced = record.get("keys"), record.get("replaced")
-        if not isinstance(keys, dict) or not isinstance(replaced, list):
-            return None
-        return SharedKeys(keys, tuple(str(r) for r in replaced))
+        return record
 
-    def remember(self, key: str, shared: SharedKeys) -> None:
+    def remember(self, key: str, shared: SharedKeys) -> bool:
         if self._sealer is None:
-            return
-        name = f"eio:credential:{key}:keys"
-        record = {"keys": shared.keys, "replaced": list(shared.replaced)}
+            return False
+        name = record_name(key)
         try:
-            self._client.set(name, self._sealer.seal(record, name), ex=KEYS_TTL)
+            self._client.set(name, self._sealer.seal(shared, name), ex=KEYS_TTL)
         except redis.RedisError as exc:
-            # The platform has them; the other replicas re-read it instead.
             _log.warning("shared_keys_not_written", store=self._where, error=_why(exc))
+            return False
+        return True
 
     def check(self) -> str | None:
         try:
@@ -197,27 +199,6 @@ class _Renewer:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join(5)
-
-
-class _Sealer:
-    """AES-GCM with a key of its own, bound to the Redis key it is stored under."""
-
-    def __init__(self, secret: str) -> None:
-        key = hashlib.sha256(b"eio-runtime shared credential keys\0" + secret.encode()).digest()
-        self._aead = AESGCM(key)
-
-    def seal(self, record: dict[str, Any], name: str) -> bytes:
-        nonce = os.urandom(12)
-        plaintext = json.dumps(record, separators=(",", ":")).encode()
-        return nonce + self._aead.encrypt(nonce, plaintext, name.encode())
-
-    def open(self, sealed: bytes, name: str) -> dict[str, Any] | None:
-        try:
-            plaintext = self._aead.decrypt(sealed[:12], sealed[12:], name.encode())
-            record = json.loads(plaintext)
-        except (InvalidTag, ValueError):
-            return None
-        return record if isinstance(record, dict) else None
 
 
 def _without_password(url: str) -> str:

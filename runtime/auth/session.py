@@ -50,8 +50,11 @@ from runtime.auth.slots import (
     Slot,
     refresh_once,
 )
-from runtime.auth.token_client import request_token
+from runtime.auth.token_client import TOKEN_TIMEOUT, request_token
+from runtime.deadlines import adapter as watched_adapter
+from runtime.deadlines import deadline
 from runtime.errors import AuthError
+from runtime.network import AnswerTooSlow, host_of
 
 DEFAULT_TIMEOUT = 60.0
 MAX_REFRESHES = 2
@@ -87,16 +90,22 @@ class AuthorizedSession(requests.Session):
         cache: where the credential's live state is shared between sessions and threads.
         key: the credential's key in the cache (the platform account id when known).
         base_url: resolves relative URLs; by default the profile's or ``instance_url``.
-        timeout: seconds per attempt when the call gives none.
+        timeout: seconds per attempt when the call gives none: each socket read, and the
+            whole attempt (connecting, headers, and the body unless ``stream=True``), so a
+            server that trickles its answer fails in time too (``AnswerTooSlow``).
         refresh_credentials: replaces the token endpoint call.
         credentials_from_token_response: post-processes each token response.
         reload: re-reads the credential's own store (the platform, a credentials file), in
             case another process refreshed it.
         lock: serialises refreshes with the other processes sharing the credential (see
             ``runtime.auth.locks``); by default only threads of this process.
-        adapter: a shared connection pool, so short-lived sessions keep connections alive.
+        adapter: a shared connection pool, so short-lived sessions keep connections alive;
+            make it with ``runtime.deadlines.adapter`` so whole-attempt deadlines hold.
         retries: transient retries allowed per request (429, 503, 5xx for idempotent
             methods, network errors).
+        max_retry_wait: seconds those retries may wait in all.
+        token_timeout: seconds one token refresh may take in all, retries and a trickling
+            answer included (the credential's locks are held meanwhile).
     """
 
     def __init__(
@@ -115,6 +124,7 @@ class AuthorizedSession(requests.Session):
         adapter: HTTPAdapter | None = None,
         retries: int = 3,
         max_retry_wait: float = 30.0,
+        token_timeout: float = TOKEN_TIMEOUT,
     ) -> None:
         super().__init__()
         parsed = (
@@ -132,13 +142,14 @@ class AuthorizedSession(requests.Session):
         self.retries = retries
         """Transient retries per request; a step with its own retry policy sets 0."""
         self._max_retry_wait = max_retry_wait
+        self._token_timeout = token_timeout
         # Made on the first refresh: a step's session lives for one message and rarely needs it.
         self._token_http: requests.Session | None = None
         self._first_request = threading.Lock()
         self._always_done = False
-        if adapter is not None:
-            self.mount("https://", adapter)
-            self.mount("http://", adapter)
+        pool = adapter if adapter is not None else watched_adapter()
+        self.mount("https://", pool)
+        self.mount("http://", pool)
         # The environment's proxies come through merge_environment_settings, looked up once
         # per host; .netrc does not apply, as every request is signed with the credential.
         self.trust_env = False
@@ -178,11 +189,26 @@ class AuthorizedSession(requests.Session):
             return str(value) if value else None
         return profile.base_url if profile is not None else None
 
+    def absolute(self, url: str) -> str:
+        """The URL a request for ``url`` goes to (relative ones under the base URL).
+
+        Raises:
+            CredentialError: a relative URL and no base URL.
+        """
+        if urlsplit(url).scheme:
+            return url
+        base = self.base_url
+        if not base:
+            raise CredentialError(
+                f"relative URL {url!r} needs a base URL (set baseUrl on the credential)"
+            )
+        return urljoin(base.rstrip("/") + "/", url.lstrip("/"))
+
     def request(  # type: ignore[override]
         self, method: str | bytes, url: str | bytes, **kwargs: Any
     ) -> requests.Response:
         verb = (method.decode() if isinstance(method, bytes) else method).upper()
-        target = self._absolute(url.decode() if isinstance(url, bytes) else url)
+        target = self.absolute(url.decode() if isinstance(url, bytes) else url)
         kwargs.setdefault("timeout", self._timeout)
         if _seekable(kwargs.get("data")):
             # A file body (an upload spooled to disk) is sent again from where it started.
@@ -283,7 +309,11 @@ class AuthorizedSession(requests.Session):
         else:
             if self._token_http is None:
                 self._token_http = requests.Session()
-            response = request_token(credentials, http=self._token_http)
+                self._token_http.mount("https://", watched_adapter())
+                self._token_http.mount("http://", watched_adapter())
+            response = request_token(
+                credentials, http=self._token_http, timeout=self._token_timeout
+            )
         if self._response_hook is not None:
             response = self._response_hook(response)
         if not response.get("access_token"):
@@ -330,12 +360,15 @@ class AuthorizedSession(requests.Session):
             kwargs.get("verify"),
             kwargs.get("cert"),
         )
-        return self.send(
-            prepared,
-            timeout=kwargs.get("timeout"),
-            allow_redirects=kwargs.get("allow_redirects", True),
-            **environment,
-        )
+        timeout = kwargs.get("timeout")
+        seconds = _whole(timeout)
+        with deadline(seconds, too_slow=lambda: AnswerTooSlow(host_of(url), seconds or 0)):
+            return self.send(
+                prepared,
+                timeout=timeout,
+                allow_redirects=kwargs.get("allow_redirects", True),
+                **environment,
+            )
 
     def _refused_after_refresh(self, response: requests.Response) -> ReauthRequired:
         return ReauthRequired(
@@ -343,15 +376,14 @@ class AuthorizedSession(requests.Session):
             "even with a freshly refreshed token; re-authentication may be needed"
         )
 
-    def _absolute(self, url: str) -> str:
-        if urlsplit(url).scheme:
-            return url
-        base = self.base_url
-        if not base:
-            raise CredentialError(
-                f"relative URL {url!r} needs a base URL (set baseUrl on the credential)"
-            )
-        return urljoin(base.rstrip("/") + "/", url.lstrip("/"))
+
+def _whole(timeout: Any) -> float | None:
+    """The whole attempt's bound for a ``requests`` timeout (a number, or connect and read)."""
+    if isinstance(timeout, int | float):
+        return float(timeout)
+    if isinstance(timeout, tuple) and all(isinstance(t, int | float) for t in timeout):
+        return float(sum(timeout))
+    return None
 
 
 def _discard(_keys: dict[str, Any]) -> None:

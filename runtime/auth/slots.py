@@ -9,18 +9,23 @@ For a request whose token was refused (or is due), in this order::
             own store (the platform, a credentials file)
           → another replica already replaced the token that failed? use its tokens
             (refreshed again only if those are refused too)
-          → else refresh → keep the keys for the other replicas → save them everywhere the
-            keys go (each store compares what it holds with what they replace) → use them
+          → else refresh → keep the keys for the other replicas (the lock store's sealed
+            copy) → save them everywhere the keys go (each store compares what it holds with
+            what they replace) → use them
       → unlock
 
-A refresh that cannot be saved is kept aside and saved before any further refresh, so a
-rotated refresh token is never lost; after the provider refused the refresh token, the
+Keys are used only once they are durable: in the lock store's copy, or taken by their own
+store (the platform). A refresh that reached neither is kept aside and saved before any
+further refresh, so a rotated refresh token is never lost; keys adopted from the lock store
+that the platform never got (their refresher died, or the platform was down) are saved
+there by the replica that adopts them. After the provider refused the refresh token, the
 credential fails fast for a while instead of hammering the token endpoint.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import threading
 import time
@@ -32,13 +37,16 @@ from typing import Any
 from runtime import metrics
 from runtime.auth.credentials import Credentials, KeysUpdate, keys_version
 from runtime.auth.errors import (
+    ClientMisconfigured,
     CredentialError,
+    CredentialLockUnavailable,
     KeysConflict,
     ReauthRequired,
     TokenEndpointUnavailable,
 )
 from runtime.auth.locks import IN_PROCESS, REMEMBERED_VERSIONS, CredentialLock, SharedKeys
 from runtime.log import get_logger
+from runtime.network import host_of
 
 OnKeys = Callable[[dict[str, Any]], None]
 """Saves the merged keys after a refresh; must return before the new token is used."""
@@ -162,8 +170,18 @@ def refresh_once(
             raise ReauthRequired(str(slot.refused))
         if fingerprint(slot.current) != fingerprint(seen):
             return Refreshed(slot.current, slot.minted)
-        waiting = time.monotonic()
-        with sharing.lock.hold(sharing.key):
+        with contextlib.ExitStack() as held:
+            waiting = time.monotonic()
+            try:
+                held.enter_context(sharing.lock.hold(sharing.key))
+            except CredentialLockUnavailable as exc:
+                _log.error(
+                    "credential_lock_failed",
+                    store=sharing.lock.where,
+                    elapsed=round(time.monotonic() - waiting, 3),
+                    reason=str(exc),
+                )
+                raise
             metrics.lock_waited(time.monotonic() - waiting)
             return _Refresh(slot, call, on_keys, sharing).under_lock(seen, min_validity)
 
@@ -182,30 +200,59 @@ class _Refresh:
         if slot.unsaved is not None:
             fresh, replaced = slot.unsaved
             return self._save_and_use(fresh, replaced, None)
-        stored, chain = self._stored(seen)
+        stored, shared = self._stored(seen)
         base = seen
         if stored is not None and fingerprint(stored) != fingerprint(seen):
             _log.info("credential_reloaded", fingerprint=fingerprint(stored))
+            if shared is not None and not shared.saved:
+                adopted = self._save_adopted(stored, seen, shared)
+                if adopted is not None:
+                    return adopted
             if _usable(stored, min_validity):
                 slot.take(stored, minted=False)
                 return Refreshed(stored, minted=False)
             base = stored
-        return self._refresh(base, seen, chain)
+        return self._refresh(base, seen, shared.replaced if shared is not None else ())
 
-    def _stored(self, seen: Credentials) -> tuple[Credentials | None, tuple[str, ...]]:
-        """The newest stored credential, and the fingerprints it is known to succeed."""
+    def _stored(self, seen: Credentials) -> tuple[Credentials | None, SharedKeys | None]:
+        """The newest stored credential, and the lock store's record when it came from there
+        (it names the credentials it is known to succeed)."""
         shared = self.sharing.lock.latest(self.sharing.key)
         latest = _parse_quietly(shared.keys) if shared is not None else None
         if shared is not None and latest is not None:
             ours = fingerprint(seen)
             if fingerprint(latest) == ours or ours in shared.replaced:
-                return latest, shared.replaced
+                return latest, shared
             # Not a successor of ours: another grant (the user reconnected) or an old
             # record; the credential's own store decides.
         stored = _reload_quietly(self.sharing.reload)
         if stored is not None and _older(stored, seen):
-            return None, ()
-        return stored, ()
+            return None, None
+        return stored, None
+
+    def _save_adopted(
+        self, stored: Credentials, seen: Credentials, shared: SharedKeys
+    ) -> Refreshed | None:
+        """Another replica's keys that their own store never got: save them there first.
+
+        Returns what to use instead when that store holds others (the user reconnected, or
+        a third replica got there first); None to go on with ``stored``.
+        """
+        update = KeysUpdate(
+            stored.to_keys(), replaces=keys_version(seen), kept_by=self.sharing.lock.where
+        )
+        try:
+            self.on_keys(update)
+        except BaseException as exc:
+            if not _conflict(exc):
+                raise
+            self._yield_to_stored(stored, shared.replaced)
+            return Refreshed(self.slot.current, minted=False)
+        if not update.pending:
+            self.sharing.lock.remember(
+                self.sharing.key, SharedKeys(shared.keys, shared.replaced, saved=True)
+            )
+        return None
 
     def _refresh(self, base: Credentials, seen: Credentials, chain: tuple[str, ...]) -> Refreshed:
         slot = self.slot
@@ -213,7 +260,10 @@ class _Refresh:
         try:
             response = self.call(base)
         except BaseException as exc:
-            metrics.token_refresh(_outcome(exc), time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            metrics.token_refresh(_outcome(exc), elapsed)
+            if isinstance(exc, Exception):
+                _log_refresh_failed(base, exc, elapsed)
             if isinstance(exc, ReauthRequired):
                 return self._refused(exc, base, seen, chain)
             raise
@@ -255,14 +305,17 @@ class _Refresh:
     ) -> Refreshed:
         """Save new keys, then use them. ``lineage`` is None when they are already shared."""
         slot, sharing = self.slot, self.sharing
-        if lineage is not None:
-            # The lock store first: if this process dies before the platform has the keys,
-            # the other replicas still find them there instead of replaying a rotated token.
-            sharing.lock.remember(
-                sharing.key, SharedKeys(fresh.to_keys(), lineage[:REMEMBERED_VERSIONS])
-            )
+        record = SharedKeys(fresh.to_keys(), lineage[:REMEMBERED_VERSIONS]) if lineage else None
+        # The lock store first: if this process dies before the platform has the keys, the
+        # other replicas still find them there instead of replaying a rotated token.
+        kept = record is not None and sharing.lock.remember(sharing.key, record)
+        update = KeysUpdate(
+            fresh.to_keys(),
+            replaces=keys_version(replaced),
+            kept_by=sharing.lock.where if kept else None,
+        )
         try:
-            self.on_keys(KeysUpdate(fresh.to_keys(), replaces=keys_version(replaced)))
+            self.on_keys(update)
         except BaseException as exc:
             if _conflict(exc):
                 self._yield_to_stored(fresh, lineage or (fingerprint(replaced),))
@@ -271,6 +324,8 @@ class _Refresh:
                 # aside and save them before anything else, rather than lose them.
                 slot.unsaved = (fresh, replaced)
             raise
+        if kept and record is not None and not update.pending:
+            sharing.lock.remember(sharing.key, SharedKeys(record.keys, record.replaced, True))
         slot.unsaved = None
         slot.take(fresh, minted=True)
         return Refreshed(fresh, minted=True)
@@ -326,6 +381,19 @@ def _reload_quietly(reload: Reload | None) -> Credentials | None:
     except Exception as exc:  # noqa: BLE001 - a store we cannot read must not block a refresh
         _log.warning("credential_reload_failed", error=type(exc).__name__)
         return None
+
+
+def _log_refresh_failed(base: Credentials, error: Exception, elapsed: float) -> None:
+    """One line per failed token call, so the operator reading the log sees it too."""
+    kind = "misconfigured" if isinstance(error, ClientMisconfigured) else _outcome(error)
+    level = _log.warning if kind == "transient" else _log.error
+    level(
+        "token_refresh_failed",
+        host=host_of(base.token_url) if base.token_url else None,
+        kind=kind,
+        elapsed=round(elapsed, 3),
+        reason=str(error)[:500],
+    )
 
 
 def _outcome(error: BaseException) -> metrics.RefreshOutcome:

@@ -7,7 +7,9 @@ refresh token may already be dead, and replaying it could revoke the whole token
 
 Answers are read within bounds: more than ``ANSWER_LIMIT`` bytes, an answer that does not
 finish in time, HTML, or JSON without an ``access_token`` is a ``TokenEndpointUnavailable``
-naming the endpoint's host, never a hang or a crash.
+naming the endpoint's host, never a hang or a crash. ``TOKEN_TIMEOUT`` bounds the whole
+call, retries and a trickling answer included: a refresh holds the credential's locks, and
+every other replica sharing the credential waits for it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from runtime.auth.errors import (
     TokenEndpointUnavailable,
 )
 from runtime.auth.retry import RetryBudget, retry_after_seconds
+from runtime.deadlines import deadline
 from runtime.log import get_logger
 from runtime.network import describe_failure
 from runtime.redact import SECRETS
@@ -99,7 +102,9 @@ def request_token(
         http: the session to send with (not an authorised one).
         form: the grant's fields; by default the refresh or client-credentials grant.
         budget: transient retries allowed.
-        timeout: seconds per attempt.
+        timeout: seconds for the whole call (every attempt, and reading the answers); send
+            with a session mounted with ``runtime.deadlines.adapter`` for it to bound the
+            headers too.
 
     Raises:
         ReauthRequired: ``invalid_grant`` and kin: the user must sign in again.
@@ -111,13 +116,35 @@ def request_token(
     fields = dict(form) if form is not None else grant_form(credentials)
     headers = {"Accept": "application/json", **client_auth(credentials, fields)}
     SECRETS.add_from(fields)  # the refresh token, client secret, PKCE verifier
-    budget = budget or RetryBudget()
+    budget = budget or RetryBudget(max_wait=timeout)
     host = urlsplit(credentials.token_url).netloc
+
+    def too_slow() -> TokenEndpointUnavailable:
+        return TokenEndpointUnavailable(
+            f"the token endpoint at {host} did not finish answering within {timeout:g} s for "
+            f"{_name(credentials)} (too slow); nothing was refreshed, try again later"
+        )
+
+    with deadline(timeout, too_slow=too_slow):
+        return _exchange(
+            credentials, http, fields=fields, headers=headers, budget=budget, timeout=timeout
+        )
+
+
+def _exchange(
+    credentials: Credentials,
+    http: requests.Session,
+    *,
+    fields: dict[str, str],
+    headers: dict[str, str],
+    budget: RetryBudget,
+    timeout: float,
+) -> dict[str, Any]:
+    url = credentials.token_url or ""
+    host = urlsplit(url).netloc
     while True:
         try:
-            response = http.post(
-                credentials.token_url, data=fields, headers=headers, timeout=timeout, stream=True
-            )
+            response = http.post(url, data=fields, headers=headers, timeout=timeout, stream=True)
         except requests.exceptions.RequestException as exc:
             if _may_resend(credentials, exc) and budget.wait(None):
                 continue
@@ -178,7 +205,6 @@ def _read_answer(
         return body
     error = str((body or {}).get("error") or "")
     detail = _detail(body or {})
-    _log.warning("token_refused", status=response.status_code, error=error or None, host=host)
     if error in _REAUTH_ERRORS:
         raise ReauthRequired(
             f"{_name(credentials)}: the provider refused the refresh token ({error}{detail}); "

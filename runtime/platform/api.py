@@ -2,8 +2,9 @@
 
 Basic auth with ``ELASTICIO_API_USERNAME`` / ``ELASTICIO_API_KEY``; retried
 ``ELASTICIO_API_REQUEST_RETRY_ATTEMPTS`` times where that is safe (runtime.platform.http).
-Answers are read within bounds (size, nesting, time): garbage from the API is a clear
-``PlatformApiError`` naming the server, never a crash or a hang.
+Answers are read within bounds (size, nesting, and ``CALL_SECONDS`` for a whole call):
+garbage from the API, or an answer trickling in, is a clear ``PlatformApiError`` naming the
+server, never a crash or a hang.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from urllib.parse import quote
 import requests
 
 from runtime import bounded
+from runtime.deadlines import deadline
 from runtime.errors import Error
 from runtime.network import describe_failure, host_of
 from runtime.platform.http import platform_session
 
 TIMEOUT = 15.0
+"""Seconds per socket read."""
+CALL_SECONDS = 60.0
+"""Seconds one call may take in all, retries and reading the answer included."""
 ANSWER_LIMIT = 32 * 1024 * 1024
 """Bytes an answer may have: step data carries the step's snapshot, which may be large."""
 _STEP_OBJECTS = ("config", "snapshot", "variables")
@@ -48,6 +53,11 @@ class PlatformApi:
         self._http = platform_session(attempts=self._attempts, first_delay=delay_ms / 1000)
         self._http.auth = (username, password)
         self._http.headers["Connection"] = "Keep-Alive"
+
+    @property
+    def where(self) -> str:
+        """The API, for messages and logs."""
+        return f"the platform API at {self._host}"
 
     def step(self, flow_id: str, step_id: str) -> dict[str, Any]:
         """``GET /v1/tasks/{flow}/steps/{step}``: config, snapshot, variables, passthrough flag."""
@@ -92,6 +102,25 @@ class PlatformApi:
         answer: bool = True,
     ) -> Any:
         """The JSON answer (None when empty, or when ``answer`` is False: not needed)."""
+
+        def too_slow() -> PlatformApiError:
+            return PlatformApiError(
+                f"{method} {path}: the platform API at {self._host} did not finish answering "
+                f"within {CALL_SECONDS:g} s (too slow)"
+            )
+
+        with deadline(CALL_SECONDS, too_slow=too_slow):
+            return self._exchange(method, path, body, headers, answer=answer)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str] | None,
+        *,
+        answer: bool,
+    ) -> Any:
         try:
             response = self._http.request(
                 method, self._base + path, json=body, headers=headers, timeout=TIMEOUT, stream=True
@@ -113,7 +142,7 @@ class PlatformApi:
             return None
         what = f"the answer of the platform API at {self._host} to {method} {path}"
         try:
-            raw = bounded.read(response, what=what, limit=ANSWER_LIMIT, seconds=TIMEOUT * 4)
+            raw = bounded.read(response, what=what, limit=ANSWER_LIMIT, seconds=CALL_SECONDS)
             return bounded.loads(raw, what=what) if raw.strip() else None
         except bounded.OutOfBounds as exc:
             raise PlatformApiError(str(exc)) from None

@@ -6,13 +6,15 @@ method; server errors (500, 502, 503, 504) and answers that broke off are retrie
 idempotent methods, because a POST whose answer was lost may have created something already
 (an object in object storage, a flow's startup data), and sending it again would create it
 twice. ``Retry-After`` is honoured. Client errors (4xx) are answers, never retried.
+Callers bound each whole call, retries included, with ``runtime.deadlines.deadline``.
 """
 
 from __future__ import annotations
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from runtime.deadlines import adapter as watched_adapter
 
 MAX_DELAY = 15.0
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -46,7 +48,7 @@ def platform_session(
         raise_on_redirect=False,
     )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=policy)
+    adapter = watched_adapter(max_retries=policy)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import requests
 
 from runtime import bounded
+from runtime.deadlines import deadline
 from runtime.errors import StepError
 from runtime.network import describe_failure, host_of
 from runtime.platform.http import platform_session
@@ -26,6 +27,10 @@ from runtime.redact import SECRETS
 
 OBJECT_ID_HEADER = "x-ipaas-object-storage-id"
 TIMEOUT = 30.0
+"""Seconds per socket read."""
+CALL_SECONDS = 120.0
+"""Seconds a request may take until its answer's headers, retries and sending included;
+reading a body has a bound of its own."""
 RETRIES = 3
 OBJECT_LIMIT = 100 * 1024 * 1024
 """Bytes one stored body may have (lightweight messages exist for large ones)."""
@@ -112,10 +117,19 @@ class ObjectStorage:
         headers = {"x-request-id": f"{self._request_id};m:{message_id}"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/octet-stream"
-        try:
-            response = self._http.request(
-                method, self._uri + path, data=body, headers=headers, timeout=TIMEOUT, stream=True
+
+        def too_slow() -> ObjectStorageError:
+            return ObjectStorageError(
+                f"object storage at {self._host} did not answer {method} {path} within "
+                f"{CALL_SECONDS:g} s (too slow)"
             )
+
+        try:
+            with deadline(CALL_SECONDS, too_slow=too_slow):
+                response = self._http.request(
+                    method, self._uri + path, data=body, headers=headers, timeout=TIMEOUT,
+                    stream=True,
+                )  # fmt: skip
         except requests.RequestException as exc:
             raise ObjectStorageError(
                 f"object storage at {self._host} did not answer {method} {path} "

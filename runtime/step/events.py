@@ -129,5 +129,7 @@ def normalise(kind: str, payload: Any) -> Event:
         raise TypeError(f"the payload of {checked!r} must be a JSON object, not {what}")
     if checked == "updateKeys":
         SECRETS.add_from(payload)
-        return Event(checked, KeysUpdate(payload, replaces=getattr(payload, "replaces", None)))
+        # The runtime's own (from a refresh) travel as they are: the saver reports on them.
+        keys = payload if isinstance(payload, KeysUpdate) else KeysUpdate(payload)
+        return Event(checked, keys)
     return Event(checked, dict(payload))

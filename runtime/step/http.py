@@ -17,6 +17,7 @@ from runtime.auth.credentials import Credentials
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.session import AuthorizedSession
 from runtime.auth.slots import CACHE, CredentialCache
+from runtime.auth.token_client import TOKEN_TIMEOUT
 from runtime.step.context import Context, HttpFactory
 
 ACCOUNT_FIELD = "_account"
@@ -47,6 +48,7 @@ def session_factory(
     adapter: HTTPAdapter | None = None,
     fresh_cfg: Callable[[], Mapping[str, Any]] | None = None,
     lock: CredentialLock = IN_PROCESS,
+    token_timeout: float = TOKEN_TIMEOUT,
 ) -> HttpFactory:
     """Builds ``ctx.http`` sessions for steps of a component with these credential fields.
 
@@ -57,6 +59,7 @@ def session_factory(
         fresh_cfg: re-reads the step's configuration from its store (the platform, a
             credentials file), so a token another process rotated is found and used.
         lock: serialises refreshes with the other processes sharing a credential.
+        token_timeout: seconds one token refresh may take in all.
     """
 
     def reload() -> Credentials | None:
@@ -79,6 +82,7 @@ def session_factory(
             adapter=adapter,
             reload=reload if fresh_cfg is not None else None,
             lock=lock,
+            token_timeout=token_timeout,
         )
 
     return build

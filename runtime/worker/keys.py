@@ -9,8 +9,11 @@
    crash would lose a refresh token the provider has already rotated.
 
 With neither an account nor that routing key the keys would only live in memory and die
-with the container, so that is an error the step sees, not a silent drop. When one of two
-destinations fails, the keys count as saved (and the failure is logged).
+with the container, so that is an error the step sees, not a silent drop. Keys count as
+saved when one destination took them, or when the credential lock's store already keeps
+them for the other replicas (``KeysUpdate.kept_by``). A platform that did not take them
+gets them again from the background (runtime.worker.key_retries), and the worker waits for
+that when it stops; keys that no store at all took fail the step and are not used.
 
 Keys from a refresh say which stored version they replace; the PUT carries it as
 ``If-Match`` and the routing-key message as ``replaces``, so a store holding keys another
@@ -21,12 +24,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.auth.credentials import keys_version
+from runtime.auth.credentials import KeysUpdate, keys_version
 from runtime.auth.errors import KeysConflict
 from runtime.errors import StepError
 from runtime.log import get_logger
 from runtime.platform.api import PlatformApi, PlatformApiError
 from runtime.worker.crypto import MessageCipher
+from runtime.worker.key_retries import KeyRetries, Unsaved
 from runtime.worker.publisher import Publisher
 from runtime.worker.settings import Settings
 from runtime.worker.step_state import ACCOUNT_FIELD, StepState
@@ -53,6 +57,12 @@ class KeySaver:
         self._api = api
         self._publisher = publisher
         self._cipher = cipher
+        self._retries = KeyRetries(self._save_account, api.where)
+
+    def settle(self, seconds: float) -> list[Unsaved]:
+        """At shutdown: keep saving what the platform has not taken, for up to ``seconds``;
+        what is still unsaved then."""
+        return self._retries.settle(seconds)
 
     def save(self, keys: dict[str, Any], cfg: dict[str, Any], headers: dict[str, Any]) -> None:
         """Save the keys everywhere they go.
@@ -70,24 +80,49 @@ class KeySaver:
         failures: list[str] = []
         saved = False
         replaces: str | None = getattr(keys, "replaces", None)
+        kept_by: str | None = getattr(keys, "kept_by", None)
         if account:
             try:
-                self._save_account(str(account), keys, replaces)
+                with self._retries.account_lock(str(account)):
+                    self._save_account(str(account), keys, replaces)
                 saved = True
+                self._retries.saved(str(account))
             except PlatformApiError as exc:
                 failures.append(f"the platform API did not save them ({exc})")
+                self._retries.add(str(account), keys, replaces)
+        published = False
         if routing_key:
             message = {"account": account, "keys": keys, "replaces": replaces}
             body = encode(message, self._cipher, 1)
             try:
                 self._publisher.send(routing_key, body, {**headers, "protocolVersion": 1})
-                saved = True
+                published = True
             except Exception as exc:  # noqa: BLE001 - reported below, with the other failure
                 failures.append(f"publishing them to {routing_key!r} failed ({exc})")
-        if not saved:
-            raise KeysNotSaved("the refreshed keys were not saved: " + "; ".join(failures))
-        if failures:
-            _log.warning("keys_partly_saved", problem="; ".join(failures))
+        problem = "; ".join(failures)
+        if not (saved or published or kept_by):
+            _log.error(
+                "keys_not_saved",
+                store=self._api.where if account else routing_key,
+                attempt=1,
+                reason=problem,
+                next="not used: the step fails, the keys are kept aside and saved before any "
+                "other refresh" + (", and retried in the background" if account else ""),
+            )
+            raise KeysNotSaved("the refreshed keys were not saved: " + problem)
+        if account and not saved:
+            if isinstance(keys, KeysUpdate):
+                keys.pending = True
+            _log.warning(
+                "keys_not_saved",
+                store=self._api.where,
+                attempt=1,
+                reason=problem,
+                next=f"used, as {kept_by or repr(routing_key)} holds them; the platform gets "
+                "them from the background, and the worker waits for that when it stops",
+            )
+        elif failures:
+            _log.warning("keys_partly_saved", problem=problem)
         self._state.remember_keys(keys)
 
     def _save_account(self, account: str, keys: dict[str, Any], replaces: str | None) -> None:

@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from requests.adapters import HTTPAdapter
-
 from runtime import metrics
 from runtime.auth.locks import IN_PROCESS, CredentialLock
+from runtime.deadlines import adapter as watched_adapter
 from runtime.log import get_logger
 from runtime.network import in_words
 from runtime.platform.api import PlatformApi
@@ -38,9 +37,11 @@ from runtime.step.executor import DeliveryFailed, Outcome, StepRun, stop_job
 from runtime.step.http import session_factory
 from runtime.step.loader import Step
 from runtime.step.runners import RunnerPool, current_job
+from runtime.watchdog import WATCHDOG
 from runtime.worker import headers
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.dispatch import EventRouter, Throttles
+from runtime.worker.key_retries import Unsaved
 from runtime.worker.keys import KeySaver
 from runtime.worker.lightweight import Bodies, references_objects, resolve
 from runtime.worker.outbox import Outbox
@@ -49,7 +50,6 @@ from runtime.worker.settings import Settings
 from runtime.worker.settlement import Ledger, Run, Ticket
 from runtime.worker.step_state import StepState
 from runtime.worker.transport import BrokerPort, Delivery, Settlement, UnroutableError
-from runtime.worker.watchdog import WATCHDOG
 from runtime.worker.wire import BadMessage, decode
 
 _log = get_logger("runtime.worker.loop")
@@ -84,9 +84,13 @@ class Worker:
         # matters when fewer threads than that were asked for.
         limited = settings.thread_pool_size < settings.rabbitmq_prefetch_sailor
         self._slots = threading.BoundedSemaphore(settings.thread_pool_size) if limited else None
-        pool = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
+        pool = watched_adapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
         self._http_factory = session_factory(
-            component.credential_fields(), adapter=pool, fresh_cfg=self._fresh_cfg, lock=lock
+            component.credential_fields(),
+            adapter=pool,
+            fresh_cfg=self._fresh_cfg,
+            lock=lock,
+            token_timeout=settings.token_timeout,
         )
         self._api = api
         storage = ObjectStorage(
@@ -117,6 +121,11 @@ class Worker:
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every delivery taken so far is settled; False if time ran out."""
         return self._ledger.wait_idle(timeout)
+
+    def settle_keys(self, timeout: float) -> list[Unsaved]:
+        """Keep saving refreshed keys the platform has not taken, for up to ``timeout``
+        seconds; those still unsaved then."""
+        return self._keys.settle(timeout)
 
     # --- one message, on a runner thread ------------------------------------------------
 

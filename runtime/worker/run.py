@@ -179,7 +179,7 @@ class _Run:
             queue=settings.listen_messages_on,
             prefetch=settings.rabbitmq_prefetch_sailor,
             on_delivery=self._deliver,
-            name=socket.gethostname(),
+            name=settings.amqp_connection_name or socket.gethostname(),
             reconnect=Reconnect(
                 first_delay=max(0.05, settings.amqp_reconnect_timeout / 1000),
                 startup_attempts=1 + max(0, settings.amqp_reconnect_attempts),
@@ -299,13 +299,26 @@ class _Run:
                 self.fatal = RuntimeError("steps stuck in blocking calls; restarting")
                 break
         self.broker.stop_consuming()
+        deadline = time.monotonic() + self.settings.shutdown_timeout
         if not worker.wait_idle(self.settings.shutdown_timeout):
             _log.warning(
                 "shutdown_deadline_passed",
                 seconds=self.settings.shutdown_timeout,
                 note="unfinished messages go back to the queue",
             )
+        lost = worker.settle_keys(deadline - time.monotonic())
+        for unsaved in lost:
+            _log.error(
+                "keys_not_saved",
+                account=unsaved.account,
+                fingerprint=unsaved.fingerprint,
+                store=self.api.where,
+                attempt=unsaved.attempts,
+                next="none: the worker is stopping without the platform having them; another "
+                "replica sharing the credential lock saves them when it adopts them, "
+                "otherwise the credential may need reconnecting",
+            )
         self.broker.close()
         self.api.close()
         _log.info("stopped")
-        return EXIT_FAILED if self.fatal is not None else EXIT_OK
+        return EXIT_FAILED if self.fatal is not None or lost else EXIT_OK

@@ -147,6 +147,9 @@ class Settings(BaseModel):
     """Seconds to wait for the broker to confirm one publish (reconnects included)."""
     amqp_reconnect_deadline: float = 300.0
     """Seconds the worker keeps reconnecting to a lost broker before exiting with code 1."""
+    amqp_connection_name: OptionalText = None
+    """Names the two broker connections ``{name}-read`` and ``{name}-write``; by default
+    the host name, as the Node.js sailor does (in a container, the container's)."""
     health_file: str = str(Path(tempfile.gettempdir()) / "runtime-worker.health")
     """Touched every second while the worker consumes; ``python -m runtime health`` reads it."""
     update_keys_routing_key: OptionalText = None
@@ -158,6 +161,9 @@ class Settings(BaseModel):
     """Seconds a Redis lock outlives a holder that died (it is renewed while held)."""
     credential_lock_timeout: PositiveSeconds = 60.0
     """Seconds a refresh waits for the lock before failing with a retryable error."""
+    token_timeout: PositiveSeconds = 30.0
+    """Seconds one token refresh may take in all (retries, and an answer trickling in): the
+    credential's locks are held meanwhile, and the other replicas wait for it."""
     metrics_port: Annotated[int | None, Field(ge=0, le=65535)] = None
     """Serves Prometheus metrics and the /livez and /readyz probes on this port (0: any
     free port, logged); unset: no port, and metrics are not counted at all."""

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -203,14 +204,19 @@ class StepHarness:
         config = flow.pop("config", {})
         self.component = flow.pop("component", FLOWSTEPS)
         dead_letters = flow.pop("dead_letters", False)
+        # The harness's own lock folder (the platform's default is shared by every flow on
+        # the machine), removed with it.
+        self.lock_folder = Path(tempfile.mkdtemp(prefix="harness-locks-"))
         self.flow = FlowSpec.model_validate(
             {
                 "flowId": f"t-{uuid.uuid4().hex[:10]}",
                 "function": function,
                 "amqpUrl": amqp_url,
+                "credentialLockUrl": f"file://{self.lock_folder}",
                 **flow,
             }
         )
+        self.connection_name = f"test-{self.flow.flow_id}"
         self.api = api
         api.add_step(self.flow.flow_id, self.flow.step_id, self.flow.step_data(config))
         self.admin = AdminClient(amqp_url, name="test")
@@ -245,6 +251,9 @@ class StepHarness:
         env["ELASTICIO_DATA_RATE_LIMIT"] = "100000"
         env["ELASTICIO_ERROR_RATE_LIMIT"] = "100000"
         env["ELASTICIO_SNAPSHOT_RATE_LIMIT"] = "100000"
+        # Its own connection names, so that a test closing "its" connections closes no one
+        # else's on a broker other test runs and demos share.
+        env["ELASTICIO_AMQP_CONNECTION_NAME"] = self.connection_name
         env["PYTHONPATH"] = str(ROOT)
         env.update(extra)
         return env
@@ -305,11 +314,57 @@ class StepHarness:
             time.sleep(0.02)
         raise AssertionError(f"nothing on {kind}")
 
-    def empty(self, kind: str) -> bool:
+    def empty(self, kind: str, timeout: float = 30.0) -> bool:
+        """Whether nothing came out on ``kind``, checked once every message sent so far is
+        settled: a message's events are all published before it is acked, so nothing can
+        still be on its way then."""
+        self.wait_settled(timeout)
         return self.admin.count(self.flow.output_queue(kind)) == 0
+
+    def wait_settled(self, timeout: float = 30.0) -> None:
+        """Wait until the step's queue holds no message, delivered or not; with no worker
+        left consuming, until none is delivered and unsettled."""
+        queue = self.flow.messages_queue
+        deadline = time.monotonic() + timeout
+        while True:
+            listing = subprocess.run(
+                ["rabbitmqctl", "-q", "list_queues", "--no-table-headers",
+                 "name", "messages_ready", "messages_unacknowledged", "consumers"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            row = next(
+                (r.split("\t") for r in listing.splitlines() if r.split("\t")[0] == queue), None
+            )
+            if row is not None:
+                ready, unacked, consumers = (int(v) for v in row[1:4])
+                if unacked == 0 and (ready == 0 or consumers == 0):
+                    return
+            assert time.monotonic() < deadline, f"{queue}: messages still unsettled ({row})"
+            time.sleep(0.05)
 
     def queued(self) -> int:
         return self.admin.count(self.flow.messages_queue)
+
+    def close_connections(self, role: str) -> int:
+        """Force-close this harness's workers' ``-read`` or ``-write`` connections, as an
+        operator would (only theirs: others on the broker are left alone)."""
+        wanted = f'"{self.connection_name}-{role}"'
+        listing = subprocess.run(
+            ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        closed = 0
+        for line in listing.splitlines():
+            if wanted in line:
+                subprocess.run(
+                    ["rabbitmqctl", "-q", "close_connection", line.split()[0], "test: closed"],
+                    check=True,
+                    capture_output=True,
+                )
+                closed += 1
+        return closed
 
     def close(self) -> None:
         for worker in self.workers:
@@ -320,6 +375,7 @@ class StepHarness:
             topology.remove(self.flow, self.admin)
         finally:
             self.admin.close()
+            shutil.rmtree(self.lock_folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import threading
-import time
 
 import pytest
 import requests
@@ -159,9 +158,8 @@ def test_different_credentials_do_not_wait_for_each_other(demo_api, auth_cache):
     blocked = threading.Thread(target=lambda: _swallow(lambda: slow.get("me")))
     blocked.start()
     assert slow_started.wait(5)
-    started = time.monotonic()
     assert fast.get("me").status_code == 200
-    assert time.monotonic() - started < 3
+    assert blocked.is_alive()  # the other credential's refresh is still held up
     release.set()
     blocked.join(10)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform.flow import FlowSpec
@@ -143,10 +142,8 @@ def test_the_demo_runs_end_to_end(amqp_url):
 
 
 def test_the_demo_says_what_to_do_without_a_broker():
-    started = time.monotonic()
-    result = run_cli("demo", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/")
+    result = run_cli("demo", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/", timeout=15)
     assert result.returncode == 1
     assert "No RabbitMQ answers at amqp://guest:guest@127.0.0.1:1/" in result.stderr
     assert "rabbitmq-server -detached" in result.stderr
     assert "docker compose up" in result.stderr
-    assert time.monotonic() - started < 15

@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from runtime.devtools.localplatform import messaging
 from tests.helpers import wait_for
-
-
-def close_connections(role: str) -> int:
-    """Force-close the worker's ``-read`` or ``-write`` connection, as an operator would."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    closed = 0
-    for line in listing.splitlines():
-        if (
-            f'-{role}"}}' in line
-            or f'-{role}"}}]' in line
-            or line.rstrip().endswith(f'-{role}"}}]')
-        ):
-            pid = line.split()[0]
-            subprocess.run(
-                ["rabbitmqctl", "-q", "close_connection", pid, "test: forced close"],
-                check=True,
-                capture_output=True,
-            )
-            closed += 1
-    return closed
 
 
 @pytest.mark.parametrize(
@@ -91,7 +64,7 @@ def test_a_force_closed_read_connection_is_survived_with_nothing_lost(step):
     worker = harness.start_worker()
     harness.send({"n": 1})
     harness.take("message")
-    assert close_connections("read") == 1
+    assert harness.close_connections("read") == 1
     wait_for(lambda: "read_connection_lost" in worker.text)
     for n in range(2, 6):
         harness.send({"n": n})
@@ -103,7 +76,7 @@ def test_a_force_closed_read_connection_is_survived_with_nothing_lost(step):
 def test_a_force_closed_write_connection_is_survived(step):
     harness = step("work")
     worker = harness.start_worker()
-    assert close_connections("write") == 1
+    assert harness.close_connections("write") == 1
     wait_for(lambda: "write_connection_lost" in worker.text)
     for n in range(3):
         harness.send({"n": n})
@@ -117,7 +90,7 @@ def test_read_connection_lost_during_a_slow_message_processes_it_once(step):
     harness.send({"sleep": 2.0, "n": 1})
     harness.send({"n": 2})
     wait_for(lambda: harness.queued() == 1)  # the first is running, the second waiting
-    assert close_connections("read") == 1
+    assert harness.close_connections("read") == 1
     outputs = harness.take("message", 2, timeout=20)
     assert sorted(o["payload"]["body"]["n"] for o in outputs) == [1, 2]
     wait_for(lambda: harness.queued() == 0)
@@ -153,7 +126,7 @@ def test_update_keys_with_nowhere_to_go_is_an_error(step, platform_api):
     assert "updateKeys has nowhere to go" in error["payload"]["error"]["message"]
 
 
-def test_update_keys_failing_at_the_platform_is_an_error_but_the_routing_key_saves_them(
+def test_update_keys_the_platform_refuses_go_out_on_the_routing_key_and_later_to_the_platform(
     step, platform_api
 ):
     harness = step("keys")
@@ -162,8 +135,16 @@ def test_update_keys_failing_at_the_platform_is_an_error_but_the_routing_key_sav
     harness.send({})
     harness.take("message")
     harness.take("keys")
+    refused = worker.wait_for_log("keys_not_saved")
+    assert refused["attempt"] == 1
+    assert "background" in refused["next"]
+    platform_api.state.fail_accounts = False  # the platform recovers
+    saved = worker.wait_for_log("keys_saved", timeout=30)
+    assert saved["account"] == harness.flow.account
+    assert platform_api.state.accounts[harness.flow.account]["apiKey"] == "rotated-key-0001"
+    worker.signal()
+    assert worker.wait() == 0
     assert harness.empty("error")
-    assert "keys_partly_saved" in worker.text
 
 
 def test_unroutable_data_is_an_error_not_a_silent_drop(step):

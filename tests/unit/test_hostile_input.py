@@ -25,6 +25,7 @@ from runtime.worker.headers import incoming
 from runtime.worker.lightweight import Bodies
 from runtime.worker.transport import Delivery, Properties
 from runtime.worker.wire import BadMessage, decode, dumps
+from tests.helpers import finishes
 from tests.hostile import hostile_messages
 from tests.local_http import Handler, serving
 
@@ -50,7 +51,11 @@ def test_decoding_anything_gives_a_message_or_a_clear_rejection(hostile, input_f
     reply_to = message["headers"].get("reply_to")
     assert reply_to is None or isinstance(reply_to, str)
     dumps(message)  # whatever was accepted can be copied and sent on
-    assert isinstance(incoming(hostile.headers)["threadId"], object)
+    # Every accepted message belongs to a thread: the one it names, else a new one.
+    reduced = incoming(hostile.headers)
+    named = hostile.headers.get("threadId") or reduced.get("x-eio-meta-trace-id")
+    assert reduced["threadId"] == named if named else isinstance(reduced["threadId"], str)
+    assert reduced["threadId"]
 
 
 def test_a_value_nested_five_thousand_levels_deep_is_bad_input_not_a_crash():
@@ -132,17 +137,18 @@ def _credential(server) -> Credentials:
         ("html", "not a JSON object (text/html)"),
         ("no token", "without an access_token"),
         ("huge", "more than the 1,048,576 bytes allowed"),
-        ("endless", "did not finish within 2 s"),
+        ("endless", "did not finish answering within 2 s"),
     ],
 )
 def test_a_token_endpoint_answering_garbage_is_a_clear_bounded_error(hostile_server, mode, says):
     hostile_server.mode = mode
-    started = time.monotonic()
-    with pytest.raises(TokenEndpointUnavailable) as caught:
-        request_token(_credential(hostile_server), http=requests.Session(), timeout=2)
-    assert says in str(caught.value)
-    assert hostile_server.host in str(caught.value)
-    assert time.monotonic() - started < 10
+    ended = finishes(
+        lambda: request_token(_credential(hostile_server), http=requests.Session(), timeout=2),
+        within=20,
+    )
+    assert isinstance(ended.error, TokenEndpointUnavailable)
+    assert says in str(ended.error)
+    assert hostile_server.host in str(ended.error)
 
 
 @pytest.mark.parametrize(

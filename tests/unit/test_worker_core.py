@@ -7,6 +7,7 @@ the same rules run against a real RabbitMQ in tests/integration.
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -60,6 +61,7 @@ def broker():
 
 
 def worker_for(broker, function, *, prefetch=1, config=None, api=None, **env):
+    broker.prefetch = prefetch
     settings = Settings.from_env(
         {**ENV, "ELASTICIO_FUNCTION": function, "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(prefetch),
          **{f"ELASTICIO_{k.upper()}": v for k, v in env.items()}}
@@ -95,42 +97,66 @@ def settled(broker, worker, deliveries, timeout=10.0):
     return [broker.verdict(d) for d in deliveries]
 
 
+@pytest.fixture
+def gated():
+    """The ``gated`` step's module: messages wait at its gate until the test opens it."""
+    gate = sys.modules[load_step(COMPONENT, "gated").process.__module__].state
+    gate.reset()
+    yield gate
+    gate.gate.set()
+
+
 @pytest.mark.parametrize("prefetch", [1, 10])
-def test_different_messages_sharing_a_message_id_all_run_and_are_all_acked(broker, prefetch):
-    worker = worker_for(broker, "work", prefetch=prefetch)
-    deliveries = [
-        broker.deliver(*message({"n": n, "sleep": 0.3}, message_id="one-id")) for n in range(5)
-    ]
+def test_different_messages_sharing_a_message_id_all_run_and_are_all_acked(broker, gated, prefetch):
+    worker = worker_for(broker, "gated", prefetch=prefetch)
+    deliveries = [broker.deliver(*message({"n": n}, message_id="one-id")) for n in range(5)]
+    gated.wait_held(min(prefetch, 5))  # as many at once as the prefetch lets in
+    broker.drain()
+    assert broker.waiting == max(0, 5 - prefetch)
+    gated.gate.set()
     assert settled(broker, worker, deliveries) == ["ack"] * 5
     assert sorted(b["n"] for b in bodies(broker)) == [0, 1, 2, 3, 4]
+    assert gated.most_held == min(prefetch, 5)
 
 
-def test_a_true_redelivery_of_a_running_message_runs_once_and_its_live_copy_is_acked(broker):
-    worker = worker_for(broker, "work")
-    body, headers = message({"sleep": 0.4})
+def test_a_true_redelivery_of_a_running_message_runs_once_and_its_live_copy_is_acked(broker, gated):
+    worker = worker_for(broker, "gated")
+    body, headers = message({"n": 1})
     first = broker.deliver(body, headers)
+    gated.wait_held(1)  # the first copy is running
     broker.reconnect()  # the connection dropped: the broker hands the message over again
     second = broker.deliver(body, headers, redelivered=True)
+    broker.drain()  # the second copy arrived while the first still runs
+    gated.gate.set()
     assert settled(broker, worker, [first, second]) == [None, "ack"]
     assert len(bodies(broker)) == 1
+    assert gated.runs == 1
 
 
-def test_a_message_finished_while_disconnected_is_acked_on_redelivery_without_running(broker):
-    worker = worker_for(broker, "work")
-    body, headers = message({"sleep": 0.2})
+def test_a_message_finished_while_disconnected_is_acked_on_redelivery_without_running(
+    broker, gated
+):
+    worker = worker_for(broker, "gated")
+    body, headers = message({"n": 1})
     first = broker.deliver(body, headers)
-    broker.reconnect()
-    assert settled(broker, worker, [first]) == [None]  # its connection is gone
+    gated.wait_held(1)
+    broker.reconnect()  # its connection is gone before it finishes
+    gated.gate.set()
+    assert settled(broker, worker, [first]) == [None]
     again = broker.deliver(body, headers, redelivered=True)
     broker.wait_for(lambda: broker.verdict(again) is not None)
     assert broker.verdict(again) == "ack"
     assert len(bodies(broker)) == 1  # it provably ran before: not run twice
+    assert gated.runs == 1
 
 
-def test_a_redelivered_message_with_other_bytes_is_another_message(broker):
-    worker = worker_for(broker, "work")
-    first = broker.deliver(*message({"n": 1, "sleep": 0.3}))
+def test_a_redelivered_message_with_other_bytes_is_another_message(broker, gated):
+    worker = worker_for(broker, "gated", prefetch=2)
+    first = broker.deliver(*message({"n": 1}))
+    gated.wait_held(1)
     other = broker.deliver(*message({"n": 2}), redelivered=True)
+    gated.wait_held(2)  # not parked on the first: it runs too
+    gated.gate.set()
     assert settled(broker, worker, [first, other]) == ["ack", "ack"]
     assert sorted(b["n"] for b in bodies(broker)) == [1, 2]
 

@@ -1,8 +1,9 @@
-"""One thread that fires deadlines, instead of a timer thread per message.
+"""One thread that fires deadlines, instead of a timer thread per message or request.
 
 Deadlines of the same length expire in the order they were armed, so each length keeps an
-insertion-ordered map: arming and cancelling are O(1), nothing cancelled lingers, and the
-thread is only woken when a new deadline is earlier than the one it sleeps towards.
+insertion-ordered map: arming and cancelling are O(1), nothing cancelled lingers (a length
+with nothing pending is dropped), and the thread is only woken when a new deadline is
+earlier than the one it sleeps towards.
 
 A fired callback runs on a fresh thread, because stopping a step publishes events and
 waits for the broker; one slow stop must not delay the next deadline.
@@ -65,6 +66,8 @@ class Watchdog:
             bucket = self._buckets.get(deadline.length)
             if bucket is not None:
                 bucket.pop(deadline.key, None)
+                if not bucket:
+                    del self._buckets[deadline.length]
 
     def _earliest(self) -> Deadline | None:
         heads = [next(iter(bucket.values())) for bucket in self._buckets.values() if bucket]
@@ -77,7 +80,10 @@ class Watchdog:
                     due = self._earliest()
                     now = time.monotonic()
                     if due is not None and due.when <= now:
-                        self._buckets[due.length].pop(due.key, None)
+                        bucket = self._buckets[due.length]
+                        bucket.pop(due.key, None)
+                        if not bucket:
+                            del self._buckets[due.length]
                         break
                     self._sleeping_until = due.when if due is not None else math.inf
                     self._wake.wait(None if due is None else due.when - now)
