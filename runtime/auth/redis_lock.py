@@ -74,8 +74,10 @@ class RedisLock:
             url,
             socket_timeout=COMMAND_SECONDS,
             socket_connect_timeout=COMMAND_SECONDS,
+            # A dead pooled connection (Redis restarted) fails once and is replaced by the
+            # retry; no health-check PING: one more round trip for a Redis that accepts and
+            # never answers to hold past the grace.
             retry=Retry(NoBackoff(), 1),
-            health_check_interval=30,
         )
         self._where = _without_password(url)
         self._lease_ms = max(1, int(lease * 1000))
@@ -110,7 +112,9 @@ class RedisLock:
         pause = _POLL_FIRST
         while True:
             try:
-                if self._client.set(name, owner, nx=True, px=self._lease_ms):
+                # A SET whose answer was lost is tried again, and then finds its own lock.
+                taken = self._client.set(name, owner, nx=True, px=self._lease_ms)
+                if taken or self._client.get(name) == owner.encode():
                     waited = time.monotonic() - started
                     if waited > 0.05:
                         _log.info("credential_lock_waited", seconds=round(waited, 3))
