@@ -23,9 +23,10 @@ from typing import Any
 from runtime.step.component import Component, component_root, load_component
 from runtime.step.context import HttpFactory
 from runtime.step.events import Event, as_message
-from runtime.step.executor import Outcome, execute
+from runtime.step.executor import execute
 from runtime.step.http import session_factory
 from runtime.step.loader import load_step
+from runtime.step.run_state import Outcome, StepCall
 
 __all__ = ["Event", "Outcome", "run_select", "run_step", "run_step_outcome", "run_verify"]
 
@@ -86,16 +87,15 @@ def run_step_outcome(
         # Through JSON, as on the wire: unserialisable payloads fail here as they would there.
         events.append(Event(event.kind, json.loads(json.dumps(event.payload))))
 
-    outcome = execute(
+    call = StepCall(
         step.process,
         as_message({} if msg is None else msg),
         cfg or {},
         snapshot or {},
-        handle=collect,
-        timeout=timeout,
         http_factory=http_factory or session_factory(loaded.credential_fields()),
         step=name,
     )
+    outcome = execute(call, collect, timeout=timeout)
     return events, outcome
 
 

@@ -1,6 +1,7 @@
 """``AuthorizedSession``: a ``requests.Session`` that signs, refreshes once on 401, and resends.
 
-The flow for each request, bounded by construction::
+The flow for each request is ``runtime.auth.flow`` (the same for the async session), bounded
+by construction::
 
     proactive check (policy) → sign → send ─┬─ 429/503/5xx/network: transient budget → sign → send
                                             └─ 401 or an "expired" signal:
@@ -15,69 +16,41 @@ refreshed once more: at most two refreshes per request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+import time
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from runtime.auth.credentials import Credentials
 from runtime.auth.environment import ca_bundle, environment_proxies
-from runtime.auth.errors import (
-    BodyNotReplayable,
-    CredentialError,
-    InsufficientScope,
-    ReauthRequired,
+from runtime.auth.flow import (
+    Discard,
+    Failed,
+    Pause,
+    Peek,
+    Refresh,
+    Send,
+    refusal,
+    request_flow,
 )
 from runtime.auth.locks import IN_PROCESS, CredentialLock
-from runtime.auth.retry import (
-    IDEMPOTENT_METHODS,
-    RETRYABLE_STATUSES,
-    SERVER_ERRORS,
-    RetryBudget,
-    retry_after_seconds,
-)
+from runtime.auth.retry import RetryBudget
 from runtime.auth.signing import sign
-from runtime.auth.slots import (
-    CACHE,
-    CredentialCache,
-    OnKeys,
-    Refreshed,
-    Reload,
-    Sharing,
-    Slot,
-    refresh_once,
-)
-from runtime.auth.token_client import TOKEN_TIMEOUT, request_token
+from runtime.auth.slots import CACHE, CredentialCache, OnKeys, Refreshed, Reload
+from runtime.auth.token_client import TOKEN_TIMEOUT
+from runtime.auth.use import CredentialUse, RefreshHook, ResponseHook, leeway_seconds
 from runtime.deadlines import adapter as watched_adapter
 from runtime.deadlines import deadline
-from runtime.errors import AuthError
 from runtime.network import AnswerTooSlow, host_of
 
+__all__ = ["DEFAULT_TIMEOUT", "AuthorizedSession", "leeway_seconds"]
+
 DEFAULT_TIMEOUT = 60.0
-MAX_REFRESHES = 2
-"""Per request: one for our refused token, one more if the tokens another replica saved are
-refused too."""
-_EXPIRED_MARKERS = ("INVALID_SESSION_ID", "InvalidAuthenticationToken")
 _SEND_OPTIONS = frozenset(
     {"timeout", "allow_redirects", "proxies", "stream", "verify", "cert", "_rewind_to"}
 )
-
-RefreshHook = Callable[[Credentials], Mapping[str, Any]]
-"""Replaces the token call for non-standard providers: credential in, token response out."""
-
-ResponseHook = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-"""Post-processes a token response before it is merged (rename fields, unwrap envelopes)."""
-
-
-def leeway_seconds(credentials: Credentials) -> float:
-    """How early to refresh: 10 % of the token's lifetime, between 5 s and 5 min, at most half."""
-    lifetime = credentials.expires_in
-    if not lifetime:
-        return 60.0
-    return min(300.0, max(5.0, lifetime * 0.1), lifetime / 2)
 
 
 class AuthorizedSession(requests.Session):
@@ -127,32 +100,42 @@ class AuthorizedSession(requests.Session):
         token_timeout: float = TOKEN_TIMEOUT,
     ) -> None:
         super().__init__()
-        parsed = (
-            credentials if isinstance(credentials, Credentials) else Credentials.parse(credentials)
+        self._use = CredentialUse(
+            credentials,
+            on_keys=on_keys,
+            cache=cache,
+            key=key,
+            base_url=base_url,
+            refresh_credentials=refresh_credentials,
+            credentials_from_token_response=credentials_from_token_response,
+            reload=reload,
+            lock=lock,
+            token_timeout=token_timeout,
         )
-        key = key or parsed.identity()
-        self._slot: Slot = cache.slot(key, parsed)
-        self._sharing = Sharing(key=key, lock=lock, reload=reload)
-        self._on_keys = on_keys
-        self._base_url = base_url
         self._timeout = timeout
-        self._refresh_hook = refresh_credentials
-        self._response_hook = credentials_from_token_response
         self._shared_adapter = adapter is not None
         self.retries = retries
         """Transient retries per request; a step with its own retry policy sets 0."""
         self._max_retry_wait = max_retry_wait
-        self._token_timeout = token_timeout
-        # Made on the first refresh: a step's session lives for one message and rarely needs it.
-        self._token_http: requests.Session | None = None
         self._first_request = threading.Lock()
         self._always_done = False
+        self.kept = False
+        """Kept for the next message by its owner: ``release`` leaves it open."""
         pool = adapter if adapter is not None else watched_adapter()
         self.mount("https://", pool)
         self.mount("http://", pool)
         # The environment's proxies come through merge_environment_settings, looked up once
         # per host; .netrc does not apply, as every request is signed with the credential.
         self.trust_env = False
+
+    def begin_message(self, on_keys: OnKeys) -> None:
+        """Serve a new message: its keys go to ``on_keys``, and an ``always`` credential is
+        refreshed again before its first request. (ctx.http keeps one session per
+        credential and thread rather than build one per message.)"""
+        self._use.on_keys = on_keys
+        self._always_done = False
+        self.retries = 3
+        self.max_redirects = requests.models.DEFAULT_REDIRECT_LIMIT
 
     def merge_environment_settings(
         self,
@@ -173,21 +156,11 @@ class AuthorizedSession(requests.Session):
     @property
     def credentials(self) -> Credentials:
         """The credential as it is now (after any refresh)."""
-        return self._slot.current
+        return self._use.credentials
 
     @property
     def base_url(self) -> str | None:
-        if self._base_url:
-            return self._base_url
-        current = self.credentials
-        explicit = current.extras.get("baseUrl") or current.extras.get("base_url")
-        profile = current.profile
-        if explicit:
-            return str(explicit)
-        if profile is not None and profile.base_url_field:
-            value = current.extras.get(profile.base_url_field)
-            return str(value) if value else None
-        return profile.base_url if profile is not None else None
+        return self._use.base_url
 
     def absolute(self, url: str) -> str:
         """The URL a request for ``url`` goes to (relative ones under the base URL).
@@ -195,14 +168,7 @@ class AuthorizedSession(requests.Session):
         Raises:
             CredentialError: a relative URL and no base URL.
         """
-        if urlsplit(url).scheme:
-            return url
-        base = self.base_url
-        if not base:
-            raise CredentialError(
-                f"relative URL {url!r} needs a base URL (set baseUrl on the credential)"
-            )
-        return urljoin(base.rstrip("/") + "/", url.lstrip("/"))
+        return self._use.absolute(url)
 
     def request(  # type: ignore[override]
         self, method: str | bytes, url: str | bytes, **kwargs: Any
@@ -213,137 +179,79 @@ class AuthorizedSession(requests.Session):
         if _seekable(kwargs.get("data")):
             # A file body (an upload spooled to disk) is sent again from where it started.
             kwargs["_rewind_to"] = kwargs["data"].tell()
-        replayable = _replayable(kwargs)
-        budget = RetryBudget(attempts=self.retries, max_wait=self._max_retry_wait)
         seen, minted = self._before_send()
-        refreshes = 0
+        flow = request_flow(
+            seen,
+            minted,
+            verb=verb,
+            target=target,
+            replayable=_replayable(kwargs),
+            budget=RetryBudget(attempts=self.retries, max_wait=self._max_retry_wait),
+        )
+        answer: Any = None
         while True:
-            response = self._send_with_retries(
-                verb=verb,
-                url=target,
-                credentials=seen,
-                kwargs=kwargs,
-                budget=budget,
-                replayable=replayable,
-            )
-            if not _expired(response) or not seen.can_refresh:
+            try:
+                action = flow.send(answer)
+            except StopIteration as done:
+                response: requests.Response = done.value
                 return response
-            if minted or refreshes == MAX_REFRESHES:
-                raise self._refused_after_refresh(response)
-            if not replayable:
-                raise BodyNotReplayable(
-                    f"{verb} {_where(target)} needs to be sent again after refreshing the "
-                    "token, but its body was a one-shot stream; pass bytes, a dict or a seekable "
-                    "file instead"
-                )
-            response.close()
-            refreshed = self._refresh(seen)
-            seen, minted = refreshed.credentials, refreshed.minted
-            refreshes += 1
+            answer = self._perform(action, verb, target, kwargs)
 
     def check(self, response: requests.Response) -> requests.Response:
         """Raise a typed error for 401 and 403, ``HTTPError`` for other failures."""
-        if response.status_code == 401:
-            raise ReauthRequired(
-                f"{_where(response.url)} refused the credential (401); the user may need to "
-                "reconnect it"
-            )
-        if response.status_code == 403:
-            scopes = " ".join(self.credentials.scopes) or "none requested"
-            raise InsufficientScope(
-                f"{_where(response.url)} refused the operation (403): the credential lacks a "
-                f"permission (scopes: {scopes}); grant it and reconnect"
-            )
+        refused = refusal(response.url, response.status_code, self.credentials)
+        if refused is not None:
+            raise refused
         response.raise_for_status()
         return response
 
+    def release(self) -> None:
+        """The message it served ended: close it, unless it is kept for the next one."""
+        if not self.kept:
+            self.close()
+
     def close(self) -> None:
-        if self._token_http is not None:
-            self._token_http.close()
+        self._use.close()
         if not self._shared_adapter:
             super().close()
 
-    # --- the flow ----------------------------------------------------------------------
+    # --- the flow's actions, with requests ------------------------------------------------
+
+    def _perform(self, action: Any, verb: str, target: str, kwargs: dict[str, Any]) -> Any:
+        if isinstance(action, Send):
+            try:
+                return self._send_once(verb, target, action.credentials, kwargs)
+            except requests.exceptions.ConnectionError as exc:
+                return Failed(exc)
+        if isinstance(action, Peek):
+            return action.response.text[:2000]  # type: ignore[attr-defined]
+        if isinstance(action, Discard):
+            action.response.close()  # type: ignore[attr-defined]
+            return None
+        if isinstance(action, Pause):
+            time.sleep(action.seconds)
+            return None
+        if isinstance(action, Refresh):
+            return self._refresh(action.seen)
+        raise TypeError(f"unknown action {action!r}")
 
     def _before_send(self) -> tuple[Credentials, bool]:
         """The credential to sign with, and whether it was just minted for this request."""
-        current = self._slot.current
-        if not current.can_refresh:
-            return current, False
-        policy = current.refresh_policy
-        if policy == "always":
+        current = self._use.credentials
+        if current.can_refresh and current.refresh_policy == "always":
             with self._first_request:
                 if not self._always_done:
                     fresh = self._refresh(current)
                     self._always_done = True
                     return fresh.credentials, fresh.minted
-        now = datetime.now(UTC)
-        leeway = leeway_seconds(current) if policy == "proactive" else 0.0
-        if current.access_token is None or current.expires_within(leeway, now):
-            fresh = self._refresh(current, min_validity=leeway)
-            return fresh.credentials, fresh.minted
-        return current, False
+        min_validity = self._use.due(first_of_message=False)
+        if min_validity is None:
+            return current, False
+        fresh = self._refresh(current, min_validity)
+        return fresh.credentials, fresh.minted
 
-    def _refresh(self, seen: Credentials, *, min_validity: float = 0.0) -> Refreshed:
-        on_keys = self._on_keys
-        if on_keys is None:
-            if seen.effective_grant == "client_credentials":
-                on_keys = _discard
-            else:
-                raise CredentialError(
-                    f"{_label(seen)} needs refreshing but has nowhere to save the new tokens; "
-                    "pass on_keys (in a step, ctx.http does this through updateKeys)"
-                )
-        return refresh_once(
-            self._slot,
-            seen,
-            call=self._call_token_endpoint,
-            on_keys=on_keys,
-            sharing=self._sharing,
-            min_validity=min_validity,
-        )
-
-    def _call_token_endpoint(self, credentials: Credentials) -> Mapping[str, Any]:
-        if self._refresh_hook is not None:
-            response = self._refresh_hook(credentials)
-        else:
-            if self._token_http is None:
-                self._token_http = requests.Session()
-                self._token_http.mount("https://", watched_adapter())
-                self._token_http.mount("http://", watched_adapter())
-            response = request_token(
-                credentials, http=self._token_http, timeout=self._token_timeout
-            )
-        if self._response_hook is not None:
-            response = self._response_hook(response)
-        if not response.get("access_token"):
-            raise AuthError(f"{_label(credentials)}: the refresh gave no access_token")
-        return response
-
-    def _send_with_retries(
-        self,
-        *,
-        verb: str,
-        url: str,
-        credentials: Credentials,
-        kwargs: dict[str, Any],
-        budget: RetryBudget,
-        replayable: bool,
-    ) -> requests.Response:
-        while True:
-            try:
-                response = self._send_once(verb, url, credentials, kwargs)
-            except requests.exceptions.ConnectionError:
-                safe = verb in IDEMPOTENT_METHODS and replayable
-                if safe and budget.wait(None):
-                    continue
-                raise
-            if replayable and _transient(verb, response.status_code):
-                wait = retry_after_seconds(response.headers)
-                if budget.wait(wait):
-                    response.close()
-                    continue
-            return response
+    def _refresh(self, seen: Credentials, min_validity: float = 0.0) -> Refreshed:
+        return self._use.refresh(seen, min_validity)
 
     def _send_once(
         self, verb: str, url: str, credentials: Credentials, kwargs: dict[str, Any]
@@ -370,12 +278,6 @@ class AuthorizedSession(requests.Session):
                 **environment,
             )
 
-    def _refused_after_refresh(self, response: requests.Response) -> ReauthRequired:
-        return ReauthRequired(
-            f"{_where(response.url)} refused {_label(self.credentials)} ({response.status_code}) "
-            "even with a freshly refreshed token; re-authentication may be needed"
-        )
-
 
 def _whole(timeout: Any) -> float | None:
     """The whole attempt's bound for a ``requests`` timeout (a number, or connect and read)."""
@@ -384,25 +286,6 @@ def _whole(timeout: Any) -> float | None:
     if isinstance(timeout, tuple) and all(isinstance(t, int | float) for t in timeout):
         return float(sum(timeout))
     return None
-
-
-def _discard(_keys: dict[str, Any]) -> None:
-    """client_credentials tokens are cheap to fetch again: keeping them in memory is enough."""
-
-
-def _transient(verb: str, status: int) -> bool:
-    return status in RETRYABLE_STATUSES or (status in SERVER_ERRORS and verb in IDEMPOTENT_METHODS)
-
-
-def _expired(response: requests.Response) -> bool:
-    if response.status_code == 401:
-        return True
-    if 'error="invalid_token"' in response.headers.get("WWW-Authenticate", ""):
-        return True
-    if response.status_code in (400, 403):
-        text = response.text[:2000]
-        return any(marker in text for marker in _EXPIRED_MARKERS)
-    return False
 
 
 def _seekable(data: Any) -> bool:
@@ -424,13 +307,3 @@ def _replayable(kwargs: Mapping[str, Any]) -> bool:
 def _file_values(files: Any) -> list[Any]:
     items = files.values() if isinstance(files, Mapping) else [f[1] for f in files]
     return [item[1] if isinstance(item, tuple) else item for item in items]
-
-
-def _where(url: str | None) -> str:
-    parts = urlsplit(url or "")
-    return f"{parts.netloc}{parts.path}" or "the API"
-
-
-def _label(credentials: Credentials) -> str:
-    name = f" {credentials.name!r}" if credentials.name else ""
-    return f"{credentials.type} credential{name}"

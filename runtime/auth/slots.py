@@ -89,9 +89,9 @@ class Refreshed:
     refresh."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Slot:
-    """The live state of one credential in this process."""
+    """The live state of one credential in this process (compared, and hashed, by identity)."""
 
     current: Credentials
     minted: bool = False

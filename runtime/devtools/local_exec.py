@@ -24,6 +24,7 @@ from runtime.step.events import Event, as_message
 from runtime.step.executor import execute
 from runtime.step.http import session_factory
 from runtime.step.loader import load_step
+from runtime.step.run_state import StepCall
 
 DEFAULT_CREDENTIALS_FILE = "credentials.json"
 
@@ -75,14 +76,13 @@ def run_exec(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(shown, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
-    outcome = execute(
+    call = StepCall(
         step.process,
         as_message(message),
         cfg,
         snapshot,
-        handle=print_event,
-        timeout=args.timeout,
         http_factory=http_factory,
         step=args.step,
     )
+    outcome = execute(call, print_event, timeout=args.timeout)
     return 1 if outcome.errors else 0

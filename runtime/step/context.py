@@ -1,5 +1,11 @@
 """The ``ctx`` a step receives: ``emit``, ``http``, ``log`` and the flow's variables.
 
+A sync step gets a ``Context``: ``ctx.emit`` returns once the event was handed over, and
+``ctx.http`` is an ``AuthorizedSession`` (requests). An ``async def`` step gets an
+``AsyncContext``: ``ctx.emit`` hands the event over at once and returns an awaitable
+(``await`` it for back-pressure, or to know an ``updateKeys`` was saved; not awaiting it
+loses nothing), and ``ctx.http`` is an ``AsyncAuthorizedSession`` (aiohttp).
+
 What the runtime does to a context (stopping it when its step runs too long, closing its
 session when the step ends) are functions of this module, ``cancel`` and ``release``, not
 methods: a step sees only what it may use.
@@ -7,8 +13,8 @@ methods: a step sees only what it may use.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from structlog.typing import FilteringBoundLogger
 
@@ -16,13 +22,18 @@ from runtime.errors import StepCancelled
 from runtime.step.events import Event, EventKind, normalise
 
 if TYPE_CHECKING:
+    from runtime.auth.async_session import AsyncAuthorizedSession
     from runtime.auth.session import AuthorizedSession
 
-Deliver = Callable[[Event], None]
-"""Hands one event to the runtime; returns once it is delivered, raises if it could not be."""
+Deliver = Callable[[Event], Any]
+"""Hands one event to the runtime; raises if it could not be delivered."""
 
-HttpFactory = Callable[["Context"], "AuthorizedSession"]
-"""Builds the session a step uses for API calls, bound to the step's credentials."""
+
+class HttpFactory(Protocol):
+    """Builds the session a step uses for API calls, bound to the step's credentials;
+    ``for_async``, when it has one, builds the async twin for async steps."""
+
+    def __call__(self, ctx: Context, /) -> AuthorizedSession: ...
 
 
 def plain_session(_ctx: Context) -> AuthorizedSession:
@@ -33,7 +44,7 @@ def plain_session(_ctx: Context) -> AuthorizedSession:
 
 
 class Context:
-    """What a step's code gets as ``ctx``: it plays the part of ``this`` in Node.js steps."""
+    """What a sync step's code gets as ``ctx``: it plays the part of ``this`` in Node.js."""
 
     def __init__(
         self,
@@ -46,8 +57,8 @@ class Context:
         step: str = "",
     ) -> None:
         self._deliver = deliver
-        self._http_factory = http_factory or plain_session
-        self._http: AuthorizedSession | None = None
+        self._http_factory = http_factory
+        self._http: Any = None
         self._cancelled = False
         self.log = log
         self.cfg: Mapping[str, Any] = cfg or {}
@@ -80,13 +91,63 @@ class Context:
     def http(self) -> AuthorizedSession:
         """A ``requests`` session for API calls, signed with the step's credentials."""
         if self._http is None:
-            self._http = self._http_factory(self)
-        return self._http
+            self._http = (self._http_factory or plain_session)(self)
+        session: AuthorizedSession = self._http
+        return session
 
     @property
     def cancelled(self) -> bool:
         """True once the step ran past its time limit; long loops may check it to stop early."""
         return self._cancelled
+
+
+class Emitted:
+    """What ``AsyncContext.emit`` returns: await it to wait until the event is handed over
+    (a rate limit's turn, the broker's confirms catching up, an ``updateKeys`` saved)."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Any = None) -> None:
+        self._future = future
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self._future is not None:
+            yield from self._future.__await__()
+
+
+DONE = Emitted()
+
+
+class AsyncContext(Context):
+    """What an ``async def`` step gets as ``ctx``; see the module's docstring."""
+
+    def emit(self, event: EventKind, payload: Any = None) -> Emitted:  # type: ignore[override]
+        """Emit one of the platform's events without waiting; see ``Context.emit``.
+
+        Returns:
+            An awaitable that completes once the event was handed over (and raises if it
+            could not be). The event is on its way whether or not it is awaited.
+        """
+        if self._cancelled:
+            raise StepCancelled
+        emitted: Emitted = self._deliver(normalise(event, payload)) or DONE
+        return emitted
+
+    @property
+    def http(self) -> AsyncAuthorizedSession:  # type: ignore[override]
+        """An aiohttp-based session for API calls, signed with the step's credentials:
+        ``await ctx.http.get(...)``."""
+        if self._http is None:
+            factory = self._http_factory
+            build = getattr(factory, "for_async", None)
+            if build is None:
+                from runtime.auth.async_session import AsyncAuthorizedSession
+
+                self._http = AsyncAuthorizedSession({"type": "none"})
+            else:
+                self._http = build(self)
+        session: AsyncAuthorizedSession = self._http
+        return session
 
 
 def cancel(ctx: Context) -> None:
@@ -95,6 +156,8 @@ def cancel(ctx: Context) -> None:
 
 
 def release(ctx: Context) -> None:
-    """Close the context's session once its step ended (a shared pool outlives it)."""
-    if ctx._http is not None:
-        ctx._http.close()
+    """Let go of the context's session once its step ended (a shared pool outlives it)."""
+    http = ctx._http
+    close = getattr(http, "release", None)
+    if callable(close):
+        close()

@@ -1,24 +1,33 @@
-"""``ctx.http`` for a step: an ``AuthorizedSession`` on the step's credential, saving through
-``updateKeys``.
+"""``ctx.http`` for a step: a session on the step's credential, saving through ``updateKeys``.
 
 The credential is the part of ``cfg`` that component.json declares as credential fields (the
 platform merges credential and step fields into one ``cfg``), so the keys saved after a refresh
 are the credential's own and nothing of the step's configuration.
+
+A sync step gets an ``AuthorizedSession``: one per credential and thread, kept from one
+message to the next (a thread runs one message at a time), bound afresh to each message's
+``updateKeys``. An async step gets an ``AsyncAuthorizedSession`` per message, cheap to make,
+on connections the loop's steps share (``HttpPool``); a refresh runs on a thread, and the
+keys it saves go out as that message's ``updateKeys``, through the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import orjson
 from requests.adapters import HTTPAdapter
 
+from runtime.auth.async_session import AsyncAuthorizedSession, HttpPool
 from runtime.auth.credentials import Credentials
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.session import AuthorizedSession
 from runtime.auth.slots import CACHE, CredentialCache
 from runtime.auth.token_client import TOKEN_TIMEOUT
-from runtime.step.context import Context, HttpFactory
+from runtime.step.context import AsyncContext, Context
 
 ACCOUNT_FIELD = "_account"
 # Token fields are the credential's even when component.json does not list them: the
@@ -27,6 +36,7 @@ TOKEN_FIELDS = (
     "accessToken", "refreshToken", "expiresAt", "expiresIn", "tokenType",
     "access_token", "refresh_token", "expires_at", "expires_in", "token_type", "instance_url",
 )  # fmt: skip
+_PARSED_LIMIT = 256
 
 
 def credential_part(cfg: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
@@ -41,48 +51,143 @@ def cache_key(cfg: Mapping[str, Any], credentials: Credentials) -> str:
     return f"account:{account}" if account else credentials.identity()
 
 
+class Sessions:
+    """Builds ``ctx.http`` for the steps of a component (a ``HttpFactory``).
+
+    Args:
+        credential_fields: the names component.json gives the credential's fields.
+        cache: where credentials' live state is shared.
+        adapter: a connection pool for the sync sessions.
+        pool: the connections of the async sessions (one event loop's).
+        fresh_cfg: re-reads the step's configuration from its store (the platform, a
+            credentials file), so a token another process rotated is found and used.
+        lock: serialises refreshes with the other processes sharing a credential.
+        token_timeout: seconds one token refresh may take in all.
+        keep: keep one sync session per credential and thread (a worker's runner threads);
+            otherwise each message's session is closed when its step ends.
+    """
+
+    def __init__(
+        self,
+        credential_fields: Collection[str],
+        *,
+        cache: CredentialCache = CACHE,
+        adapter: HTTPAdapter | None = None,
+        pool: HttpPool | None = None,
+        fresh_cfg: Callable[[], Mapping[str, Any]] | None = None,
+        lock: CredentialLock = IN_PROCESS,
+        token_timeout: float = TOKEN_TIMEOUT,
+        keep: bool = False,
+    ) -> None:
+        self._fields = tuple(credential_fields)
+        self._cache = cache
+        self._adapter = adapter
+        self._pool = pool
+        self._fresh_cfg = fresh_cfg
+        self._lock = lock
+        self._token_timeout = token_timeout
+        self._keep = keep
+        self._kept = threading.local()
+        self._parsed: dict[bytes, Credentials] = {}
+
+    def __call__(self, ctx: Context) -> AuthorizedSession:
+        """The sync session for a message's ``ctx``."""
+        text, credentials = self._parse(credential_part(ctx.cfg, self._fields))
+        key = cache_key(ctx.cfg, credentials)
+
+        def save(keys: dict[str, Any]) -> None:
+            ctx.emit("updateKeys", keys)  # a KeysUpdate: it says which version it replaces
+
+        if not self._keep:
+            return self._sync_session(credentials, key, save)
+        kept: dict[tuple[str, bytes], AuthorizedSession] = self._kept.__dict__.setdefault(
+            "sessions", {}
+        )
+        session = kept.get((key, text))
+        if session is None:
+            if len(kept) >= _PARSED_LIMIT:
+                kept.clear()
+            session = kept[(key, text)] = self._sync_session(credentials, key, save)
+            session.kept = True
+        session.begin_message(save)
+        return session
+
+    def for_async(self, ctx: AsyncContext) -> AsyncAuthorizedSession:
+        """The async session for a message's ``ctx`` (on the running loop)."""
+        _, credentials = self._parse(credential_part(ctx.cfg, self._fields))
+        loop = asyncio.get_running_loop()
+
+        def save(keys: dict[str, Any]) -> None:
+            # Called on the refresh's thread: the message's updateKeys goes out on the loop,
+            # and the new token is used only once it is saved.
+            async def emitted() -> None:
+                await ctx.emit("updateKeys", keys)
+
+            asyncio.run_coroutine_threadsafe(emitted(), loop).result()
+
+        return AsyncAuthorizedSession(
+            credentials,
+            on_keys=save,
+            cache=self._cache,
+            key=cache_key(ctx.cfg, credentials),
+            pool=self._pool,
+            reload=self._reload if self._fresh_cfg is not None else None,
+            lock=self._lock,
+            token_timeout=self._token_timeout,
+        )
+
+    def _sync_session(
+        self, credentials: Credentials, key: str, save: Callable[[dict[str, Any]], None]
+    ) -> AuthorizedSession:
+        return AuthorizedSession(
+            credentials,
+            on_keys=save,
+            cache=self._cache,
+            key=key,
+            adapter=self._adapter,
+            reload=self._reload if self._fresh_cfg is not None else None,
+            lock=self._lock,
+            token_timeout=self._token_timeout,
+        )
+
+    def _reload(self) -> Credentials | None:
+        if self._fresh_cfg is None:
+            return None
+        return Credentials.parse(credential_part(self._fresh_cfg(), self._fields))
+
+    def _parse(self, part: dict[str, Any]) -> tuple[bytes, Credentials]:
+        """Parsed once per distinct credential, not once per message."""
+        try:
+            text = orjson.dumps(part, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # not JSON (a test's cfg, say): nothing to remember it by
+            return b"", Credentials.parse(part)
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            if len(self._parsed) >= _PARSED_LIMIT:
+                self._parsed.clear()
+            parsed = self._parsed[text] = Credentials.parse(part)
+        return text, parsed
+
+
 def session_factory(
     credential_fields: Collection[str],
     *,
     cache: CredentialCache = CACHE,
     adapter: HTTPAdapter | None = None,
+    pool: HttpPool | None = None,
     fresh_cfg: Callable[[], Mapping[str, Any]] | None = None,
     lock: CredentialLock = IN_PROCESS,
     token_timeout: float = TOKEN_TIMEOUT,
-) -> HttpFactory:
-    """Builds ``ctx.http`` sessions for steps of a component with these credential fields.
-
-    Args:
-        credential_fields: the names component.json gives the credential's fields.
-        cache: where credentials' live state is shared.
-        adapter: a connection pool shared by the sessions.
-        fresh_cfg: re-reads the step's configuration from its store (the platform, a
-            credentials file), so a token another process rotated is found and used.
-        lock: serialises refreshes with the other processes sharing a credential.
-        token_timeout: seconds one token refresh may take in all.
-    """
-
-    def reload() -> Credentials | None:
-        if fresh_cfg is None:
-            return None
-        return Credentials.parse(credential_part(fresh_cfg(), credential_fields))
-
-    def build(ctx: Context) -> AuthorizedSession:
-        part = credential_part(ctx.cfg, credential_fields)
-        credentials = Credentials.parse(part)
-
-        def save(keys: dict[str, Any]) -> None:
-            ctx.emit("updateKeys", keys)  # a KeysUpdate: it says which version it replaces
-
-        return AuthorizedSession(
-            credentials,
-            on_keys=save,
-            cache=cache,
-            key=cache_key(ctx.cfg, credentials),
-            adapter=adapter,
-            reload=reload if fresh_cfg is not None else None,
-            lock=lock,
-            token_timeout=token_timeout,
-        )
-
-    return build
+    keep: bool = False,
+) -> Sessions:
+    """``Sessions`` for a component with these credential fields (see its arguments)."""
+    return Sessions(
+        credential_fields,
+        cache=cache,
+        adapter=adapter,
+        pool=pool,
+        fresh_cfg=fresh_cfg,
+        lock=lock,
+        token_timeout=token_timeout,
+        keep=keep,
+    )

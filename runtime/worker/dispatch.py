@@ -1,5 +1,11 @@
 """What each event of one incoming message becomes on the wire (sailor-protocol.md §2.3, §4).
 
+``Routes`` holds what every message shares (the publisher, the rate limits, the step's state,
+the key saver); ``Routes.for_message`` gives the ``EventRouter`` of one message. Routing an
+event is a generator (``EventRouter.route``) that yields a ``Wait`` wherever handing it over
+has to wait: a rate limit's turn, the window of unconfirmed publishes, a blocking save. A
+sync step's thread blocks on each (calling the router); an async step's run awaits them.
+
 ============  ==============================================  ===============================
 event         routing key                                     body
 ============  ==============================================  ===============================
@@ -19,8 +25,10 @@ end           —                                               —
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +36,7 @@ from runtime import metrics
 from runtime.errors import StepError
 from runtime.log import get_logger
 from runtime.step.events import Event, Message, error_payload
+from runtime.step.waits import Blocking, Pause, Wait, block_on
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.headers import ERROR_RESPONSE_HEADER, now_ms, routing_key_override
 from runtime.worker.keys import KeySaver
@@ -37,7 +46,7 @@ from runtime.worker.publisher import Publisher
 from runtime.worker.settings import Settings
 from runtime.worker.step_state import StepState
 from runtime.worker.throttle import Throttle
-from runtime.worker.transport import Delivery
+from runtime.worker.transport import Confirmation, Delivery
 from runtime.worker.wire import dumps, encode, error_envelope
 
 _log = get_logger("runtime.worker.dispatch")
@@ -65,8 +74,40 @@ class Throttles:
         self.snapshot = Throttle(settings.snapshot_rate_limit, interval)
 
 
-class EventRouter:
-    """Publishes the events of one incoming message; a ``Handle`` for the executor."""
+class Confirmed:
+    """Wait for the broker's confirm of a publish (the outbox records how it ended)."""
+
+    __slots__ = ("confirmation", "timeout")
+
+    def __init__(self, confirmation: Confirmation, timeout: float) -> None:
+        self.confirmation = confirmation
+        self.timeout = timeout
+
+    def block(self) -> None:
+        try:
+            self.confirmation.wait(self.timeout)
+        except Exception:  # noqa: BLE001, S110 - recorded by the outbox
+            pass
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def confirmed(_confirmation: Confirmation) -> None:
+            loop.call_soon_threadsafe(_resolve, done)
+
+        self.confirmation.on_done(confirmed)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done, self.timeout)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Routes:
+    """What the events of every message share: built once per worker."""
 
     def __init__(
         self,
@@ -74,67 +115,104 @@ class EventRouter:
         settings: Settings,
         cipher: MessageCipher,
         publisher: Publisher,
-        throttles: Throttles,
         state: StepState,
         keys: KeySaver,
+        storage: Bodies | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cipher = cipher
+        self.publisher = publisher
+        self.throttles = Throttles(settings)
+        self.state = state
+        self.keys = keys
+        self.storage = storage
+
+    def for_message(
+        self,
+        *,
         delivery: Delivery,
         message: Message,
         cfg: dict[str, Any],
         base_headers: dict[str, Any],
         outbox: Outbox,
-        storage: Bodies | None = None,
+    ) -> EventRouter:
+        return EventRouter(
+            self,
+            delivery=delivery,
+            message=message,
+            cfg=cfg,
+            base_headers=base_headers,
+            outbox=outbox,
+        )
+
+
+class EventRouter:
+    """Publishes the events of one incoming message; calling it is the sync ``Handle``."""
+
+    def __init__(
+        self,
+        routes: Routes,
+        *,
+        delivery: Delivery,
+        message: Message,
+        cfg: dict[str, Any],
+        base_headers: dict[str, Any],
+        outbox: Outbox,
     ) -> None:
-        self._settings = settings
-        self._cipher = cipher
-        self._publisher = publisher
-        self._throttles = throttles
-        self._state = state
-        self._keys = keys
+        self._routes = routes
+        self._settings = routes.settings
         self._delivery = delivery
         self._message = message
         self._cfg = cfg
         self._base = base_headers
         self._outbox = outbox
-        self._storage = storage
         passthrough = message.passthrough
         self._original_passthrough = copy.deepcopy(passthrough) if passthrough else {}
 
     def __call__(self, event: Event) -> None:
+        block_on(self.route(event))
+
+    def route(self, event: Event) -> Iterator[Wait] | None:
+        """Hand the event over: None when nothing is to be done, else the waits of doing it."""
         kind = event.kind
         metrics.emitted(kind)
         if kind == "data":
-            self._data(event.payload)
-        elif kind == "error":
-            self.error(event.payload)
-        elif kind == "rebound":
-            self._rebound(event.payload)
-        elif kind in ("snapshot", "updateSnapshot"):
-            self._snapshot(kind, event.payload)
-        elif kind == "httpReply":
-            self._http_reply(event.payload)
-        elif kind == "updateKeys":
-            self._keys.save(event.payload, self._cfg, dict(self._base))
+            return self._data(event.payload)
+        if kind == "error":
+            return self.error(event.payload)
+        if kind == "rebound":
+            return self._rebound(event.payload)
+        if kind in ("snapshot", "updateSnapshot"):
+            return self._snapshot(kind, event.payload)
+        if kind == "httpReply":
+            return self._http_reply(event.payload)
+        if kind == "updateKeys":
+            keys, cfg, headers = self._routes.keys, self._cfg, dict(self._base)
+            return iter((Blocking(lambda: keys.save(event.payload, cfg, headers)),))
+        return None
 
-    def _data(self, data: dict[str, Any]) -> None:
+    def _data(self, data: dict[str, Any]) -> Iterator[Wait]:
         settings = self._settings
         headers = dict(self._base)
         headers["messageId"] = data.get("id") or headers["messageId"]
         headers["end"] = now_ms()
         override, message_headers = routing_key_override(data.get("headers") or {})
         data = {**data, "headers": message_headers}
-        if self._state.is_passthrough:
+        if self._routes.state.is_passthrough:
             data["passthrough"] = self._passthrough(data)
-        data = self._lightweight(data)
+        storage = self._routes.storage
+        if storage is not None and storage.configured:
+            light: list[dict[str, Any]] = []
+            yield Blocking(lambda: light.append(self._lightweight(storage, data)))
+            data = light[0]
         headers["protocolVersion"] = settings.protocol_version
-        body = encode(data, self._cipher, settings.protocol_version)
+        body = encode(data, self._routes.cipher, settings.protocol_version)
         self._check_size(body)
-        self._send(override or settings.data_routing_key, body, headers, self._throttles.data.wait)
+        key = override or settings.data_routing_key
+        yield from self._send(key, body, headers, self._routes.throttles.data)
 
-    def _lightweight(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _lightweight(self, storage: Bodies, data: dict[str, Any]) -> dict[str, Any]:
         """Large bodies to object storage when asked; else no body left behind a reference."""
-        storage = self._storage
-        if storage is None or not storage.configured:
-            return data
         message_id = str(self._base.get("parentMessageId") or "")
         if self._settings.emit_lightweight_message:
             threshold = self._settings.object_storage_size_threshold
@@ -158,28 +236,32 @@ class EventRouter:
             }
         return passthrough
 
-    def error(self, error: dict[str, str]) -> None:
+    def error(self, error: dict[str, str]) -> Iterator[Wait]:
         """Publish an error envelope (with the original message as ``errorInput``)."""
         headers = {**self._base, "end": now_ms()}
-        body, encrypted_error = error_envelope(error, self._delivery, self._cipher)
-        self._send(self._settings.error_routing_key, body, headers, self._throttles.error.wait)
+        body, encrypted_error = error_envelope(error, self._delivery, self._routes.cipher)
+        yield from self._send(
+            self._settings.error_routing_key, body, headers, self._routes.throttles.error
+        )
         reply_to = self._base.get("reply_to")
         if reply_to and not self._settings.no_error_replies:
-            self._send(reply_to, encrypted_error, {**headers, ERROR_RESPONSE_HEADER: True})
+            yield from self._send(
+                reply_to, encrypted_error, {**headers, ERROR_RESPONSE_HEADER: True}
+            )
 
     def error_now(self, error: dict[str, str]) -> None:
         """Publish an error envelope and wait for the broker's confirm (after the step ended)."""
         headers = {**self._base, "end": now_ms()}
-        body, _ = error_envelope(error, self._delivery, self._cipher)
-        self._publisher.send(self._settings.error_routing_key, body, headers)
+        body, _ = error_envelope(error, self._delivery, self._routes.cipher)
+        self._routes.publisher.send(self._settings.error_routing_key, body, headers)
 
-    def _rebound(self, reason: dict[str, str]) -> None:
+    def _rebound(self, reason: dict[str, str]) -> Iterator[Wait]:
         settings = self._settings
         original = self._delivery.properties
         previous = original.headers.get("reboundIteration")
         iteration = previous + 1 if isinstance(previous, int) and previous > 0 else 1
         if iteration > settings.rebound_limit:
-            self.error(error_payload(StepError("Rebound limit exceeded")))
+            yield from self.error(error_payload(StepError("Rebound limit exceeded")))
             return
         headers = {
             **original.headers,
@@ -189,40 +271,53 @@ class EventRouter:
         }
         expiration = 2 ** (iteration - 1) * settings.rebound_initial_expiration
         properties = replace(original, headers=headers, expiration=str(expiration))
-        self._outbox.track(
-            self._publisher.submit(settings.rebound_routing_key, self._delivery.body, properties)
+        publisher = self._routes.publisher
+        yield from self._track(
+            publisher.submit(settings.rebound_routing_key, self._delivery.body, properties)
         )
 
-    def _snapshot(self, kind: str, snapshot: dict[str, Any]) -> None:
+    def _snapshot(self, kind: str, snapshot: dict[str, Any]) -> Iterator[Wait]:
         headers = {**self._base, "snapshotEvent": kind}
         throttle = None
+        state = self._routes.state
         if kind == "snapshot":
-            self._state.replace_snapshot(snapshot)
-            throttle = self._throttles.snapshot.wait
+            state.replace_snapshot(snapshot)
+            throttle = self._routes.throttles.snapshot
         elif "$set" in snapshot:
             _log.warning("update_snapshot_set_unsupported")
             return
         else:
-            self._state.merge_snapshot(snapshot)
-        self._send(self._settings.snapshot_routing_key, dumps(snapshot), headers, throttle)
+            state.merge_snapshot(snapshot)
+        yield from self._send(
+            self._settings.snapshot_routing_key, dumps(snapshot), headers, throttle
+        )
 
-    def _http_reply(self, reply: dict[str, Any]) -> None:
+    def _http_reply(self, reply: dict[str, Any]) -> Iterator[Wait]:
         reply_to = self._base.get("reply_to")
         if not reply_to:
             raise NoReplyTo
-        body = encode(reply, self._cipher, 1)
+        body = encode(reply, self._routes.cipher, 1)
         self._check_size(body)
-        self._send(reply_to, body, {**self._base, "protocolVersion": 1})
+        yield from self._send(reply_to, body, {**self._base, "protocolVersion": 1})
 
     def _send(
         self,
         routing_key: str,
         body: bytes,
         headers: dict[str, Any],
-        throttle: Callable[[], None] | None = None,
-    ) -> None:
-        properties = self._publisher.properties(headers)
-        self._outbox.track(self._publisher.submit(routing_key, body, properties, throttle=throttle))
+        throttle: Throttle | None = None,
+    ) -> Iterator[Wait]:
+        if throttle is not None:
+            delay = throttle.turn()
+            if delay > 0:
+                yield Pause(delay)
+        publisher = self._routes.publisher
+        yield from self._track(publisher.submit(routing_key, body, publisher.properties(headers)))
+
+    def _track(self, confirmation: Confirmation) -> Iterator[Wait]:
+        self._outbox.track(confirmation)
+        while (oldest := self._outbox.backlog()) is not None:
+            yield Confirmed(oldest, self._settings.publish_timeout)
 
     def _check_size(self, body: bytes) -> None:
         limit = self._settings.outgoing_message_size_limit

@@ -11,15 +11,22 @@ from typing import Any
 
 from runtime.log import get_logger
 from runtime.platform.api import PlatformApi, PlatformApiError
-from runtime.step.hooks import call_hook
+from runtime.step.hooks import OnLoop, call_hook
 from runtime.step.loader import Step
 
 _CONFLICT = 409
 _log = get_logger("runtime.worker.hooks")
 
 
-def run_startup(step: Step, cfg: dict[str, Any], api: PlatformApi, flow_id: str) -> None:
-    result = call_hook(step, "startup", cfg)
+def run_startup(
+    step: Step,
+    cfg: dict[str, Any],
+    api: PlatformApi,
+    flow_id: str,
+    *,
+    on_loop: OnLoop | None = None,
+) -> None:
+    result = call_hook(step, "startup", cfg, on_loop=on_loop)
     state = result if result else {}
     try:
         api.startup_data(flow_id, "POST", state)

@@ -2,13 +2,20 @@
 
 For every delivery: the ledger (runtime.worker.settlement) decides on arrival, on the broker's I/O
 thread, whether it runs (a redelivered copy of a message running here is parked on it, one
-that already finished gets its verdict again). A delivery that runs goes to a runner
-thread: decoded (bad input is rejected, logged without its content), bodies kept in
-object storage fetched, then the step runs with a deadline, each event handed to the broker
-as it is emitted. Once the step has ended and the broker confirmed every publish of the
-message, the ledger acks it, or rejects it when an error came before ``end`` (the sailor's
-rule), or requeues it when an event could not be published at all (a bounded number of
-times). Nothing is acked before every event it produced was confirmed.
+that already finished gets its verdict again). A delivery that runs is decoded (bad input
+is rejected, logged without its content), bodies kept in object storage are fetched, then
+the step runs with a deadline, each event handed to the broker as it is emitted. Once the
+step has ended and the broker confirmed every publish of the message, the ledger acks it,
+or rejects it when an error came before ``end`` (the sailor's rule), or requeues it when an
+event could not be published at all (a bounded number of times). Nothing is acked before
+every event it produced was confirmed.
+
+Where a step runs depends on what its author wrote: a sync ``process`` on a runner thread
+(stopped past its time limit by an exception raised in that thread), an ``async def`` one
+as a task on the worker's one event loop (runtime.step.event_loop; stopped by
+cancellation). Deliveries reach that loop in bursts, one wake-up for all that arrived
+together, and the broker's connections keep their own thread: a step that blocks the loop
+delays the steps, never heartbeats, confirms or settles.
 
 Whatever fails on the way (a bug of ours, a parser running out of stack, an exception in
 a callback) ends in one last-resort path: logged, an ``error`` event when the message could
@@ -18,12 +25,15 @@ published). No delivery stays unsettled while the worker runs.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from runtime import metrics
+from runtime.auth.async_session import HttpPool
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.deadlines import adapter as watched_adapter
 from runtime.log import get_logger
@@ -31,16 +41,20 @@ from runtime.network import in_words
 from runtime.platform.api import PlatformApi
 from runtime.platform.object_storage import ObjectStorage, ObjectStorageError
 from runtime.redact import SECRETS
+from runtime.step.async_run import AsyncStepRun
 from runtime.step.component import Component
+from runtime.step.event_loop import StepLoop
 from runtime.step.events import Message, error_payload
-from runtime.step.executor import DeliveryFailed, Outcome, StepRun, stop_job
+from runtime.step.executor import StepRun, stop_job
 from runtime.step.http import session_factory
-from runtime.step.loader import Step
+from runtime.step.loader import ProcessFunction, Step
+from runtime.step.run_state import DeliveryFailed, Outcome, StepCall, is_async
 from runtime.step.runners import RunnerPool, current_job
+from runtime.step.waits import BLOCKING
 from runtime.watchdog import WATCHDOG
 from runtime.worker import headers
 from runtime.worker.crypto import MessageCipher
-from runtime.worker.dispatch import EventRouter, Throttles
+from runtime.worker.dispatch import EventRouter, Routes
 from runtime.worker.key_retries import Unsaved
 from runtime.worker.keys import KeySaver
 from runtime.worker.lightweight import Bodies, references_objects, resolve
@@ -56,7 +70,11 @@ _log = get_logger("runtime.worker.loop")
 
 
 class Worker:
-    """Processes deliveries of one step. The broker, API and state are made by the caller."""
+    """Processes deliveries of one step. The broker, API and state are made by the caller.
+
+    An async step needs ``steps_loop``, the event loop it runs on (the caller starts and
+    stops it; ``needs_loop`` says whether a step needs one).
+    """
 
     def __init__(
         self,
@@ -69,30 +87,15 @@ class Worker:
         state: StepState,
         cipher: MessageCipher,
         lock: CredentialLock = IN_PROCESS,
+        steps_loop: StepLoop | None = None,
     ) -> None:
         self._settings = settings
         self._step = step
         self._state = state
         self._cipher = cipher
-        self._publisher = Publisher(broker, settings)
-        self._throttles = Throttles(settings)
-        self._keys = KeySaver(settings, state, api, self._publisher, cipher)
-        self._ledger = Ledger(broker)
-        metrics.in_flight_from(lambda: self._ledger.in_flight)
-        self._runners = RunnerPool("message")
-        # The broker's prefetch already bounds the messages in flight; a semaphore only
-        # matters when fewer threads than that were asked for.
-        limited = settings.thread_pool_size < settings.rabbitmq_prefetch_sailor
-        self._slots = threading.BoundedSemaphore(settings.thread_pool_size) if limited else None
-        pool = watched_adapter(pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size))
-        self._http_factory = session_factory(
-            component.credential_fields(),
-            adapter=pool,
-            fresh_cfg=self._fresh_cfg,
-            lock=lock,
-            token_timeout=settings.token_timeout,
-        )
         self._api = api
+        publisher = Publisher(broker, settings)
+        self._keys = KeySaver(settings, state, api, publisher, cipher)
         storage = ObjectStorage(
             settings.object_storage_uri,
             settings.object_storage_token,
@@ -100,6 +103,44 @@ class Worker:
             step_id=settings.step_id,
         )
         self._storage = Bodies(storage, cipher)
+        self._routes = Routes(
+            settings=settings,
+            cipher=cipher,
+            publisher=publisher,
+            state=state,
+            keys=self._keys,
+            storage=self._storage,
+        )
+        self._ledger = Ledger(broker)
+        metrics.in_flight_from(lambda: self._ledger.in_flight)
+        self._runners = RunnerPool("message")
+        # The broker's prefetch already bounds the messages in flight; a semaphore only
+        # matters when fewer at once than that were asked for.
+        self._limited = settings.thread_pool_size < settings.rabbitmq_prefetch_sailor
+        self._slots = (
+            threading.BoundedSemaphore(settings.thread_pool_size) if self._limited else None
+        )
+        self.http_pool = HttpPool()
+        self._http_factory = session_factory(
+            component.credential_fields(),
+            adapter=watched_adapter(
+                pool_connections=4, pool_maxsize=max(10, settings.thread_pool_size)
+            ),
+            pool=self.http_pool,
+            fresh_cfg=self._fresh_cfg,
+            lock=lock,
+            token_timeout=settings.token_timeout,
+            keep=True,
+        )
+        self._async = is_async(step.process)
+        if self._async and steps_loop is None:
+            raise ValueError(f"step {step.name!r} is async: the worker needs its event loop")
+        self._loop = steps_loop
+        self._async_slots: asyncio.Semaphore | None = None
+
+    @staticmethod
+    def needs_loop(step: Step) -> bool:
+        return is_async(step.process)
 
     def _fresh_cfg(self) -> dict[str, Any]:
         """The step's configuration as the platform has it now, saved keys laid over it."""
@@ -112,10 +153,15 @@ class Worker:
         return self._runners.retired
 
     def on_delivery(self, delivery: Delivery) -> None:
-        """Called on the broker's I/O thread: decide, hand a message to run to a runner."""
+        """Called on the broker's I/O thread: decide, hand a message to run over."""
         admission = self._ledger.receive(delivery)
-        if isinstance(admission, Run):
-            ticket = admission.ticket
+        if not isinstance(admission, Run):
+            return
+        ticket = admission.ticket
+        if self._loop is not None and self._async:
+            loop = self._loop
+            loop.hand_over(lambda: loop.loop.create_task(self._handle_async(ticket)))
+        else:
             self._runners.submit(lambda: self._handle(ticket))
 
     def wait_idle(self, timeout: float) -> bool:
@@ -127,37 +173,73 @@ class Worker:
         seconds; those still unsaved then."""
         return self._keys.settle(timeout)
 
-    # --- one message, on a runner thread ------------------------------------------------
+    # --- what both kinds of step do -------------------------------------------------------
 
-    def _handle(self, ticket: Ticket) -> None:
-        attempt = _Attempt(ticket)
+    def _read(self, attempt: _Attempt) -> Message | None:
+        """The delivery's message; None when it was rejected as unreadable."""
+        ticket = attempt.ticket
         try:
-            self._attempt(attempt)
-        except BaseException as exc:  # noqa: BLE001 - the last resort: settle, whatever it was
-            self._last_resort(attempt, exc)
+            return decode(
+                ticket.delivery,
+                self._cipher,
+                self._settings.input_format,
+                self._settings.incoming_message_size_limit,
+            )
+        except BadMessage as exc:
+            _log.error("message_rejected", reason=str(exc), messageId=ticket.message_id)
+            self._ledger.settle(ticket, "reject")
+            return None
 
-    def _attempt(self, attempt: _Attempt) -> None:
-        if self._slots is not None:
-            self._slots.acquire()
-        slot = _Slot(self._slots)
-        try:
-            delivery = attempt.ticket.delivery
+    def _prepare(self, attempt: _Attempt, message: Message) -> _Prepared:
+        settings = self._settings
+        ticket = attempt.ticket
+        reduced = headers.incoming(ticket.delivery.headers)
+        cfg = self._state.cfg()
+        outbox = Outbox()
+        router = self._routes.for_message(
+            delivery=ticket.delivery,
+            message=message,
+            cfg=cfg,
+            base_headers=headers.outgoing(reduced, settings),
+            outbox=outbox,
+        )
+        attempt.router = router
+        call = StepCall(
+            self._step.process,
+            message,
+            cfg,
+            self._state.snapshot(),
+            log=get_logger(
+                "component",
+                threadId=reduced["threadId"],
+                messageId=ticket.message_id,
+                parentMessageId=reduced.get("parentMessageId"),
+            ),
+            http_factory=self._http_factory,
+            flow_variables=self._state.variables,
+            step=settings.function,
+        )
+        resolving = self._step.spec.auto_resolve_object_references and references_objects(message)
+        return _Prepared(call, router, outbox, resolving)
+
+    def _resolved(self, prepared: _Prepared, message_id: str) -> StepCall:
+        """The call, with the bodies kept in object storage fetched (blocks)."""
+        if prepared.resolving:
             try:
-                message = decode(
-                    delivery,
-                    self._cipher,
-                    self._settings.input_format,
-                    self._settings.incoming_message_size_limit,
-                )
-            except BadMessage as exc:
-                _log.error("message_rejected", reason=str(exc), messageId=attempt.ticket.message_id)
-                self._ledger.settle(attempt.ticket, "reject")
-                return
-            self._run(attempt, message, slot)
-        finally:
-            slot.release()
+                resolve(self._storage, prepared.call.message, message_id)
+            except ObjectStorageError as exc:
+                # Reported as the message's error, then rejected.
+                failing = _failing(exc, asynchronous=prepared.call.is_async)
+                return dataclasses.replace(prepared.call, process=failing)
+        return prepared.call
+
+    def _seal(self, attempt: _Attempt, prepared: _Prepared, outcome: Outcome) -> None:
+        attempt.sealed = True
+        ticket, router = attempt.ticket, prepared.router
+        prepared.outbox.seal(lambda failures: self._complete(ticket, outcome, failures, router))
 
     def _last_resort(self, attempt: _Attempt, error: BaseException) -> None:
+        """Blocks: publishes the error and waits for the broker."""
         message_id = attempt.ticket.message_id
         reason = SECRETS.scrub(in_words(error) or f"{type(error).__name__}: {error}")[:500]
         _log.error("delivery_failed", messageId=message_id, reason=reason)
@@ -171,75 +253,6 @@ class Worker:
                 _log.error("error_not_published", messageId=message_id, reason=str(again))
                 verdict = "requeue"
         self._ledger.settle(attempt.ticket, verdict)
-
-    def _run(self, attempt: _Attempt, message: Message, slot: _Slot) -> None:
-        settings = self._settings
-        ticket = attempt.ticket
-        delivery = ticket.delivery
-        message_id = ticket.message_id
-        process = self._step.process
-        reduced = headers.incoming(delivery.headers)
-        cfg = self._state.cfg()
-        outbox = Outbox(wait_timeout=settings.publish_timeout)
-        router = EventRouter(
-            settings=settings,
-            cipher=self._cipher,
-            publisher=self._publisher,
-            throttles=self._throttles,
-            state=self._state,
-            keys=self._keys,
-            delivery=delivery,
-            message=message,
-            cfg=cfg,
-            base_headers=headers.outgoing(reduced, settings),
-            outbox=outbox,
-            storage=self._storage,
-        )
-        attempt.router = router
-        if self._step.spec.auto_resolve_object_references and references_objects(message):
-            try:
-                resolve(self._storage, message, message_id)
-            except ObjectStorageError as exc:
-                process = _raising(exc)  # reported as the message's error, then rejected
-        run = StepRun(
-            process,
-            message,
-            cfg,
-            self._state.snapshot(),
-            handle=router,
-            log=get_logger(
-                "component",
-                threadId=reduced["threadId"],
-                messageId=message_id,
-                parentMessageId=reduced.get("parentMessageId"),
-            ),
-            http_factory=self._http_factory,
-            flow_variables=self._state.variables,
-            step=settings.function,
-        )
-        once = threading.Lock()
-        job = current_job()
-
-        def seal() -> None:
-            attempt.sealed = True
-            outbox.seal(lambda failures: self._complete(ticket, run.outcome, failures, router))
-
-        def on_timeout() -> None:
-            if job is not None:
-                stop_job(run, job, settings.message_timeout)
-            else:
-                run.stop(settings.message_timeout)
-            if once.acquire(blocking=False):
-                slot.release()  # the stuck thread keeps running, but not in our count
-                seal()
-
-        deadline = WATCHDOG.arm(settings.message_timeout, on_timeout)
-        started = time.monotonic()
-        run.run_here()
-        metrics.step_finished(settings.function, time.monotonic() - started)
-        deadline.cancel()
-        if once.acquire(blocking=False):
-            seal()  # settled by _complete, once the broker confirmed every publish
 
     def _complete(
         self,
@@ -283,12 +296,111 @@ class Worker:
             verdict = "requeue"
         self._ledger.settle(ticket, verdict)
 
+    # --- a sync step, on a runner thread --------------------------------------------------
 
-def _raising(error: BaseException) -> Callable[..., Any]:
+    def _handle(self, ticket: Ticket) -> None:
+        attempt = _Attempt(ticket)
+        try:
+            self._attempt(attempt)
+        except BaseException as exc:  # noqa: BLE001 - the last resort: settle, whatever it was
+            self._last_resort(attempt, exc)
+
+    def _attempt(self, attempt: _Attempt) -> None:
+        if self._slots is not None:
+            self._slots.acquire()
+        slot = _Slot(self._slots)
+        try:
+            message = self._read(attempt)
+            if message is not None:
+                self._run(attempt, self._prepare(attempt, message), slot)
+        finally:
+            slot.release()
+
+    def _run(self, attempt: _Attempt, prepared: _Prepared, slot: _Slot) -> None:
+        settings = self._settings
+        call = self._resolved(prepared, attempt.ticket.message_id)
+        run = StepRun(call, prepared.router)
+        once = threading.Lock()
+        job = current_job()
+
+        def on_timeout() -> None:
+            if job is not None:
+                stop_job(run, job, settings.message_timeout)
+            else:
+                run.stop(settings.message_timeout)
+            if once.acquire(blocking=False):
+                slot.release()  # the stuck thread keeps running, but not in our count
+                self._seal(attempt, prepared, run.outcome)
+
+        deadline = WATCHDOG.arm(settings.message_timeout, on_timeout)
+        started = time.monotonic()
+        run.run_here()
+        metrics.step_finished(settings.function, time.monotonic() - started)
+        deadline.cancel()
+        if once.acquire(blocking=False):
+            self._seal(attempt, prepared, run.outcome)
+
+    # --- an async step, as a task on the steps' event loop ---------------------------------
+
+    async def _handle_async(self, ticket: Ticket) -> None:
+        attempt = _Attempt(ticket)
+        try:
+            await self._attempt_async(attempt)
+        except BaseException as exc:  # noqa: BLE001 - the last resort: settle, whatever it was
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(BLOCKING, self._last_resort, attempt, exc)
+
+    async def _attempt_async(self, attempt: _Attempt) -> None:
+        slots = self._async_slots
+        if self._limited and slots is None:
+            slots = self._async_slots = asyncio.Semaphore(self._settings.thread_pool_size)
+        if slots is not None:
+            await slots.acquire()
+        try:
+            message = self._read(attempt)
+            if message is None:
+                return
+            prepared = self._prepare(attempt, message)
+            call = prepared.call
+            if prepared.resolving:
+                loop = asyncio.get_running_loop()
+                message_id = attempt.ticket.message_id
+                call = await loop.run_in_executor(BLOCKING, self._resolved, prepared, message_id)
+            run = AsyncStepRun(call, prepared.router.route)
+            started = time.monotonic()
+            run.start(self._settings.message_timeout)
+            outcome = await run.finished
+            metrics.step_finished(self._settings.function, time.monotonic() - started)
+            self._seal(attempt, prepared, outcome)
+        finally:
+            if slots is not None:
+                slots.release()
+
+
+def _failing(error: BaseException, *, asynchronous: bool) -> ProcessFunction:
+    """A step function that raises ``error``: the message's error event says it."""
+    if asynchronous:
+
+        async def process_async(*_args: Any) -> Any:
+            raise error
+
+        return process_async
+
     def process(*_args: Any) -> Any:
         raise error
 
     return process
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One message made ready to run: the step's call and where its events go."""
+
+    call: StepCall
+    router: EventRouter
+    outbox: Outbox
+    resolving: bool
+    """Bodies of the message are in object storage and must be fetched first."""
 
 
 class _Attempt:

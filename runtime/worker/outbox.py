@@ -4,7 +4,8 @@ A step's emits hand their messages to the broker and return; the broker confirms
 the background. When the step has ended and every publish of the message is confirmed, the
 ``on_complete`` callback decides the message's fate, on whichever thread finished last
 (usually the broker's I/O thread). A step that emits faster than the broker confirms is
-held back once ``window`` publishes are waiting.
+held back once ``window`` publishes are waiting: ``backlog`` names the publish to wait for
+(a sync step's thread blocks on it, an async step's run awaits it).
 """
 
 from __future__ import annotations
@@ -22,27 +23,29 @@ WINDOW = 64
 
 
 class Outbox:
-    def __init__(self, *, window: int = WINDOW, wait_timeout: float = 60.0) -> None:
+    def __init__(self, *, window: int = WINDOW) -> None:
         self._lock = threading.Lock()
         self._pending = 0
         self._failures: list[BaseException] = []
         self._on_complete: OnComplete | None = None
         self._recent: collections.deque[Confirmation] = collections.deque()
         self._window = window
-        self._wait_timeout = wait_timeout
 
     def track(self, confirmation: Confirmation) -> None:
         with self._lock:
             self._pending += 1
         self._recent.append(confirmation)
         confirmation.on_done(self._one_done)
-        while len(self._recent) > self._window:
-            oldest = self._recent.popleft()
+
+    def backlog(self) -> Confirmation | None:
+        """While more than ``window`` publishes are waiting, the oldest unconfirmed one (to
+        wait for, once: it is not named again), else None."""
+        recent = self._recent
+        while len(recent) > self._window:
+            oldest = recent.popleft()
             if not oldest.done:
-                try:
-                    oldest.wait(self._wait_timeout)
-                except Exception:  # noqa: BLE001, S112 - recorded by _one_done
-                    continue
+                return oldest
+        return None
 
     def seal(self, on_complete: OnComplete) -> None:
         """No more publishes; call ``on_complete`` once every tracked one is settled."""

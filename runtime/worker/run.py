@@ -25,6 +25,7 @@ from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
 from runtime.errors import ConfigError, TransportError
 from runtime.platform.api import PlatformApi
 from runtime.step.component import component_root, load_component
+from runtime.step.event_loop import StepLoop
 from runtime.step.hooks import call_hook
 from runtime.step.loader import load_step
 from runtime.worker.amqp import Broker, PublishRetry, Reconnect
@@ -77,6 +78,12 @@ def worker_probes(run: _Run) -> Probes:
             return None  # still starting: alive, not ready
         if not run.broker.loop_alive():
             return "the AMQP I/O loop is not turning; restart the worker"
+        steps = run.steps_loop
+        if steps is not None and steps.blocked_for > run.settings.message_timeout:
+            return (
+                f"a step has blocked the steps' event loop for {steps.blocked_for:.0f} s, "
+                "longer than a message may take; restart the worker"
+            )
         return None
 
     def ready() -> str | None:
@@ -172,6 +179,7 @@ class _Run:
         self.stop = threading.Event()
         self.fatal: BaseException | None = None
         self.worker: Worker | None = None
+        self.steps_loop: StepLoop | None = None
         self.broker_started = False
         self.cipher = MessageCipher(settings.message_crypto_password, settings.message_crypto_iv)
         self.broker = Broker(
@@ -248,9 +256,13 @@ class _Run:
         state = StepState(self.api.step(settings.flow_id, settings.step_id))
         component = load_component(self.root)
         step = load_step(component, settings.function)
+        # One event loop for the worker's life, when anything of the step is async: its
+        # messages' tasks, and its async hooks.
+        self.steps_loop = StepLoop(step=settings.function).start()
+        on_loop = self.steps_loop.run
         if settings.startup_required:
-            run_startup(step, state.cfg(), self.api, settings.flow_id)
-        call_hook(step, "init", state.cfg())
+            run_startup(step, state.cfg(), self.api, settings.flow_id, on_loop=on_loop)
+        call_hook(step, "init", state.cfg(), on_loop=on_loop)
         lock = credential_lock(settings)
         self.worker = Worker(
             settings=settings,
@@ -261,6 +273,7 @@ class _Run:
             state=state,
             cipher=self.cipher,
             lock=lock,
+            steps_loop=self.steps_loop,
         )
 
     def _report(self, error: BaseException) -> None:
@@ -319,6 +332,17 @@ class _Run:
                 "otherwise the credential may need reconnecting",
             )
         self.broker.close()
+        self._stop_steps_loop(worker)
         self.api.close()
         _log.info("stopped")
         return EXIT_FAILED if self.fatal is not None or lost else EXIT_OK
+
+    def _stop_steps_loop(self, worker: Worker) -> None:
+        steps = self.steps_loop
+        if steps is None:
+            return
+        try:
+            steps.run(worker.http_pool.close(), timeout=5)
+        except Exception as exc:  # noqa: BLE001 - closing connections is a courtesy here
+            _log.warning("http_pool_not_closed", error=str(exc))
+        steps.stop()

@@ -18,12 +18,18 @@ class Throttle:
         self._starts: collections.deque[float] = collections.deque(maxlen=self._limit)
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def turn(self) -> float:
+        """Take the next start; the seconds to wait before it (0: now). Starts are taken
+        in order, so events that wait for their turn still go out in the order they came."""
         with self._lock:
             now = time.monotonic()
+            start = now
             if len(self._starts) == self._limit:
-                ready = self._starts[0] + self._interval
-                if ready > now:
-                    time.sleep(ready - now)
-                    now = ready
-            self._starts.append(now)
+                start = max(now, self._starts[0] + self._interval)
+            self._starts.append(start)
+        return start - now
+
+    def wait(self) -> None:
+        delay = self.turn()
+        if delay > 0:
+            time.sleep(delay)

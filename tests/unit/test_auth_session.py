@@ -502,10 +502,21 @@ def test_relative_urls_use_the_base_url(cache, saved):
         AuthorizedSession({"type": "none"}, cache=cache).get("/relative")
 
 
-def test_connection_errors_of_idempotent_requests_are_retried(cache, saved):
+@responses.activate
+def test_connection_errors_of_idempotent_requests_are_retried(cache, saved, monkeypatch):
+    waits: list[float] = []
+    monkeypatch.setattr("runtime.auth.session.time.sleep", waits.append)
+    refused = requests.exceptions.ConnectionError("connection refused")
+    responses.get(f"{API}/flaky", body=refused)
+    responses.post(f"{API}/flaky", body=refused)
     http = session(cache, saved, {"type": "none"}, retries=2)
     with pytest.raises(requests.exceptions.ConnectionError):
-        http.get("http://127.0.0.1:9/refused", timeout=1)
+        http.get(f"{API}/flaky")
+    assert len(responses.calls) == 3  # the first try and both retries
+    assert len(waits) == 2 and all(w > 0 for w in waits)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        http.post(f"{API}/flaky", json={})
+    assert len(responses.calls) == 4  # a POST that may have arrived is not sent again
 
 
 @responses.activate(registry=responses.registries.OrderedRegistry)

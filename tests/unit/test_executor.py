@@ -9,7 +9,8 @@ import structlog
 from runtime.errors import InvalidInput, StepCancelled
 from runtime.step.events import Event, Message
 from runtime.step.executor import execute
-from runtime.step.runners import RunnerPool
+from runtime.step.run_state import StepCall
+from runtime.step.runners import RUNNERS, RunnerPool
 from runtime.testing import run_step, run_step_outcome
 from tests.helpers import finishes
 
@@ -20,14 +21,10 @@ def kinds(events: list[Event]) -> list[str]:
 
 def run(process, msg=None, cfg=None, snapshot=None, **kwargs):
     events: list[Event] = []
-    outcome = execute(
-        process,
-        Message(msg or {"body": {}}),
-        cfg or {},
-        snapshot or {},
-        handle=events.append,
-        **kwargs,
-    )
+    runners = kwargs.pop("runners", RUNNERS)
+    timeout = kwargs.pop("timeout", None)
+    call = StepCall(process, Message(msg or {"body": {}}), cfg or {}, snapshot or {}, **kwargs)
+    outcome = execute(call, events.append, runners=runners, timeout=timeout)
     return events, outcome
 
 
@@ -72,7 +69,7 @@ def test_generator_items_are_handled_as_they_come_not_collected_first():
             first_handled.set()
 
     handled: list[Event] = []
-    outcome = execute(process, Message(body={}), {}, {}, handle=handle, timeout=10)
+    outcome = execute(StepCall(process, Message(body={}), {}, {}), handle, timeout=10)
     assert kinds(handled) == ["data", "data", "end"]
     assert outcome.errors == 0
 
@@ -89,7 +86,7 @@ def test_emit_waits_until_the_event_is_handled():
             time.sleep(0.2)
             order.append("handled")
 
-    execute(process, Message(body={}), {}, {}, handle=slow_handle, timeout=5)
+    execute(StepCall(process, Message(body={}), {}, {}), slow_handle, timeout=5)
     assert order == ["handled", "step continued"]
 
 
@@ -207,7 +204,7 @@ def test_a_delivery_failure_raised_in_the_step_is_reported_once():
         events.append(event)
 
     events: list[Event] = []
-    outcome = execute(process, Message(body={}), {}, {}, handle=handle, timeout=5)
+    outcome = execute(StepCall(process, Message(body={}), {}, {}), handle, timeout=5)
     assert kinds(events) == ["error", "end"]
     assert "no reply_to header" in events[0].payload["message"]
     assert outcome.errors == 1
@@ -260,7 +257,7 @@ def test_the_step_gets_copies_of_cfg_and_snapshot():
         c["a"] = 99
         s["b"] = 99
 
-    execute(process, Message(body={}), cfg, snapshot, handle=lambda e: None, timeout=5)
+    execute(StepCall(process, Message(body={}), cfg, snapshot), lambda e: None, timeout=5)
     assert cfg == {"a": 1}
     assert snapshot == {"b": 2}
 

@@ -1,0 +1,268 @@
+"""Running one ``async def`` step on one message, as a task on an event loop.
+
+The same rules as a sync run (runtime.step.run_state): a returned value is one ``data``,
+each item an async generator yields is one ``data`` as it comes, an exception is one
+``error``, ``end`` follows, only the first ``end`` counts. What differs is waiting:
+
+* ``ctx.emit`` hands the event over at once, in order, and returns an awaitable. Routing an
+  event runs on the loop until it would have to wait (a rate limit, the broker's window of
+  unconfirmed publishes, a blocking save); from there it goes on in the background, and
+  every later event of the run queues behind it, so the order of events is the order of
+  emits. A failure seen at once is raised from ``ctx.emit`` (after its ``error`` event, as
+  in a sync step); one seen later from awaiting what ``emit`` returned.
+* Past its time limit the run is closed (later emits raise ``StepCancelled``), one
+  ``error`` says so, ``end`` follows, and the step's task is cancelled: it gets
+  ``CancelledError`` at its next ``await``. The run is finished then, whether or not the
+  task obeys.
+
+A run is ``finished`` once its step ended (or was stopped) and every event it emitted has
+been handed over; the worker settles the message from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from runtime.errors import StepCancelled
+from runtime.log import get_logger
+from runtime.step.context import AsyncContext, Emitted, cancel, release
+from runtime.step.events import Event
+from runtime.step.executor import Handle
+from runtime.step.run_state import Outcome, RunState, StepCall
+from runtime.step.waits import Route, Wait
+
+_log = get_logger("runtime.step.async_run")
+
+
+class AsyncStepRun:
+    """One async step on one message: ``start`` it on the loop, then await ``finished``."""
+
+    def __init__(self, call: StepCall, route: Route) -> None:
+        self._call = call
+        self._route = route
+        self._state = RunState(call.step)
+        self.outcome = self._state.outcome
+        self._queue: collections.deque[_Queued] = collections.deque()
+        self._drainer: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.finished: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.ctx = AsyncContext(
+            deliver=self._deliver,
+            log=call.log or get_logger("component", step=call.step),
+            cfg=call.cfg,
+            http_factory=call.http_factory,
+            flow_variables=call.flow_variables,
+            step=call.step,
+        )
+
+    def start(self, timeout: float | None) -> asyncio.Task[None]:
+        """Run the step as a task; stop it after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        if timeout is not None:
+            self._timer = loop.call_later(timeout, self.stop, timeout)
+        self._task = loop.create_task(self._body())
+        return self._task
+
+    def stop(self, timeout: float | None) -> bool:
+        """End the run now because it took too long; False if it had already finished."""
+        if self._state.closed:
+            return False
+        cancel(self.ctx)
+        for event in self._state.timing_out(timeout):
+            self._hand_over(event)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._finish_when_drained()
+        return True
+
+    # --- the step's task ------------------------------------------------------------------
+
+    async def _body(self) -> None:
+        call = self._call
+        error: BaseException | None = None
+        try:
+            result = call.process(self.ctx, call.message, dict(call.cfg), dict(call.snapshot))
+            await self._emit_result(result)
+        except StepCancelled:
+            pass
+        except asyncio.CancelledError:
+            if not self._state.closed:
+                raise  # cancelled from outside (the loop is shutting down): not ours to keep
+        except BaseException as exc:  # noqa: BLE001 - every failure of step code is an event
+            error = exc
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+        if not self._state.closed:
+            for event in self._state.closing(error):
+                self._hand_over(event)
+            self._finish_when_drained()
+
+    async def _emit_result(self, result: Any) -> None:
+        if asyncio.iscoroutine(result):
+            result = await result
+        elif hasattr(result, "__aiter__"):
+            await self._drain_results(result)
+            return
+        if result is None:
+            return
+        if isinstance(result, Iterator):
+            for item in result:
+                if item is not None:
+                    await self.ctx.emit("data", item)
+            return
+        await self.ctx.emit("data", result)
+
+    async def _drain_results(self, results: AsyncIterator[Any]) -> None:
+        async for item in results:
+            if item is not None:
+                await self.ctx.emit("data", item)
+
+    # --- events ------------------------------------------------------------------------
+
+    def _deliver(self, event: Event) -> Emitted:
+        if self._state.closed:
+            raise StepCancelled
+        if not self._state.admit(event):
+            return Emitted()
+        return self._submit(event, raise_now=True)
+
+    def _hand_over(self, event: Event) -> None:
+        """An event of the runtime's own (the final error, end): counted, then handed over."""
+        if self._state.admit(event):
+            self._submit(event, raise_now=False)
+
+    def _submit(self, event: Event, *, raise_now: bool) -> Emitted:
+        if self._queue:  # behind an event still being handed over: its turn comes
+            queued = _Queued(event, self._route)
+            self._enqueue(queued)
+            return Emitted(queued.future)
+        try:
+            steps = self._route_of(event)
+            wait = next(steps) if steps is not None else None
+        except StopIteration:
+            return Emitted()
+        except Exception as exc:  # noqa: BLE001 - reported as an error event, once
+            failure = self._failed(event, exc)
+            if raise_now and failure is not None:
+                raise failure from None
+            return Emitted()
+        if wait is None:
+            return Emitted()
+        queued = _Queued(event, self._route, wait, steps)
+        self._enqueue(queued)
+        return Emitted(queued.future)
+
+    def _route_of(self, event: Event) -> Iterator[Wait] | None:
+        waits: Iterator[Wait] | None = self._route(event)
+        return waits
+
+    def _enqueue(self, queued: _Queued) -> None:
+        self._queue.append(queued)
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                queued = self._queue[0]
+                try:
+                    await queued.run()
+                except Exception as exc:  # noqa: BLE001 - reported as an error event, once
+                    failure = self._failed(queued.event, exc)
+                    queued.fail(failure or exc)
+                else:
+                    queued.done()
+                self._queue.popleft()
+        finally:
+            self._drainer = None
+        if self._state.closed:
+            self._finish_when_drained()
+
+    def _failed(self, event: Event, error: BaseException) -> BaseException | None:
+        """Report an event that could not be handed over; what the step should get."""
+        if self._state.closed:
+            self.outcome.undelivered = error  # too late to report it: the message goes back
+            return None
+        failure, report = self._state.failure(event, error)
+        if self._state.admit(report):
+            self._enqueue(_Queued(report, self._route))
+        return failure
+
+    def _finish_when_drained(self) -> None:
+        if self._queue or self.finished.done():
+            return
+        release(self.ctx)
+        self.finished.set_result(self.outcome)
+
+
+class _Queued:
+    """An event waiting for its turn, or part way through being handed over (``wait``)."""
+
+    __slots__ = ("event", "future", "route", "steps", "wait")
+
+    def __init__(
+        self,
+        event: Event,
+        route: Route,
+        wait: Wait | None = None,
+        steps: Iterator[Wait] | None = None,
+    ) -> None:
+        self.event = event
+        self.route = route
+        self.wait = wait
+        self.steps = steps
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Nobody need await what emit returned: a failure must not be "never retrieved".
+        self.future.add_done_callback(_retrieve)
+
+    async def run(self) -> None:
+        wait = self.wait
+        if wait is None:  # its turn has come: start routing it
+            self.steps = self.route(self.event)
+        steps = self.steps
+        if steps is None:
+            return
+        with contextlib.suppress(StopIteration):
+            if wait is None:
+                wait = next(steps)
+            while True:
+                await wait.wait()
+                wait = next(steps)
+
+    def done(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def run_on_own_loop(call: StepCall, handle: Handle, timeout: float | None) -> Outcome:
+    """Run an async step to its end on an event loop of its own (tests, ``exec``): each
+    event goes to ``handle`` as it comes."""
+
+    def route(event: Event) -> None:
+        handle(event)
+
+    async def main() -> Outcome:
+        run = AsyncStepRun(call, route)
+        run.start(timeout)
+        outcome = await run.finished
+        http = run.ctx._http
+        if http is not None and hasattr(http, "close"):
+            await http.close()
+        return outcome
+
+    return asyncio.run(main())
