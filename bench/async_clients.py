@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import time
@@ -26,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+NODE = shutil.which("node") or "node"
 
 
 class Api:
     def __init__(self, delay_ms: int) -> None:
         env = {**os.environ, "DELAY_MS": str(delay_ms), "TOKEN_TTL_S": "0"}
         self.process = subprocess.Popen(
-            ["node", str(BENCH / "node" / "api.js")], env=env, stdout=subprocess.PIPE, text=True
+            [NODE, str(BENCH / "node" / "api.js")], env=env, stdout=subprocess.PIPE, text=True
         )
         assert self.process.stdout is not None
         first = json.loads(self.process.stdout.readline())
@@ -120,7 +122,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, client in clients.items():  # interleaved: drift hits all alike
                     client(200, concurrency)  # connections opened, code warm
-                    wall, cpu = measure(lambda c=client: c(args.requests, concurrency))
+                    wall, cpu = measure(
+                        lambda c=client, n=concurrency: c(args.requests, n)  # type: ignore[misc]
+                    )
                     figures.setdefault((name, concurrency), []).append(
                         (args.requests / wall, cpu * 1000 / args.requests)
                     )
