@@ -110,9 +110,7 @@ def test_a_step_that_ignores_its_cancellation_can_emit_nothing_more(step):
     assert harness.queued() == 0
 
 
-def test_a_step_blocking_the_loop_past_the_heartbeat_costs_no_connection_or_message(
-    step, amqp_url
-):
+def test_a_step_blocking_the_loop_past_the_heartbeat_costs_no_connection_or_message(step, amqp_url):
     # A heartbeat of 2 s: the broker drops a connection silent for about 4 s. The step
     # blocks the event loop for 6 s; the connections live on a thread of their own.
     url = amqp_url + ("&" if "?" in amqp_url else "?") + "heartbeat=2"
