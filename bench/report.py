@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 WORKER_NAMES = {
-    "ours": "ours (Python)",
+    "ours": "ours (Python, sync step)",
+    "ours+async": "ours (Python, async step)",
     "ours+metrics": "ours, metrics on",
     "pika": "bare pika ceiling",
     "node": "Node.js sailor 2.7.8",
@@ -201,39 +202,8 @@ def _ratios(results: list[Any]) -> list[str]:
     groups = _group(results)
     lines = ["## Ratios (ours ÷ other, medians of this run)", ""]
     for case in dict.fromkeys(r.case for r in results):
-        ours = groups.get((case, "ours"))
-        if not ours:
-            continue
-        if case.startswith("API"):
-            limit = _median(ours, lambda g: g.extra.get("limit", 0.0))
-            lines.append(
-                f"- {case}: ours ÷ limit {_median(ours, lambda g: g.rate) / max(limit, 1e-9):.2f}"
-            )
-        metered = groups.get((case, "ours+metrics"))
-        if metered and not case.startswith("paced"):
-            rate = _median(metered, lambda g: g.rate) / max(1e-9, _median(ours, lambda g: g.rate))
-            cpu = _median(metered, lambda g: g.cpu_per_1000) / max(
-                1e-9, _median(ours, lambda g: g.cpu_per_1000)
-            )
-            lines.append(f"- {case}, metrics on ÷ off: throughput × {rate:.2f}, CPU × {cpu:.2f}")
-        for other in ("node", "pika"):
-            theirs = groups.get((case, other))
-            if not theirs:
-                continue
-            name = WORKER_NAMES[other]
-            if case.startswith("paced"):
-                p50 = _median(ours, lambda g: g.p50_ms) / max(
-                    1e-9, _median(theirs, lambda g: g.p50_ms)
-                )
-                p99 = _median(ours, lambda g: g.p99_ms) / max(
-                    1e-9, _median(theirs, lambda g: g.p99_ms)
-                )
-                lines.append(f"- {case}, vs {name}: p50 × {p50:.2f}, p99 × {p99:.2f}")
-            else:
-                rate = _median(ours, lambda g: g.rate) / max(
-                    1e-9, _median(theirs, lambda g: g.rate)
-                )
-                lines.append(f"- {case}, vs {name}: throughput × {rate:.2f}")
+        for variant in ("ours", "ours+async"):
+            lines += _case_ratios(groups, case, variant)
     node_rss = [
         g.rss_mb
         for (c, w), gs in groups.items()
@@ -252,6 +222,45 @@ def _ratios(results: list[Any]) -> list[str]:
             f"- peak RSS of one process, all cases: ours {ours_mb:.1f} MB, Node.js "
             f"{node_mb:.1f} MB (× {ours_mb / node_mb:.2f})"
         )
+    return lines
+
+
+def _case_ratios(groups: dict[tuple[str, str], list[Any]], case: str, variant: str) -> list[str]:
+    ours = groups.get((case, variant))
+    if not ours:
+        return []
+    label = f"{case} [{'async' if variant.endswith('async') else 'sync'} step]"
+    lines = []
+    rate = _median(ours, lambda g: g.rate)
+    if case.startswith("API"):
+        limit = _median(ours, lambda g: g.extra.get("limit", 0.0))
+        lines.append(f"- {label}: ÷ limit {rate / max(limit, 1e-9):.2f}")
+    sync = groups.get((case, "ours"))
+    if variant != "ours" and sync and not case.startswith("paced"):
+        lines.append(
+            f"- {label}: ÷ the sync step {rate / max(1e-9, _median(sync, lambda g: g.rate)):.2f}"
+        )
+    metered = groups.get((case, "ours+metrics"))
+    if variant == "ours" and metered and not case.startswith("paced"):
+        metered_rate = _median(metered, lambda g: g.rate) / max(1e-9, rate)
+        cpu = _median(metered, lambda g: g.cpu_per_1000) / max(
+            1e-9, _median(ours, lambda g: g.cpu_per_1000)
+        )
+        lines.append(
+            f"- {label}, metrics on ÷ off: throughput × {metered_rate:.2f}, CPU × {cpu:.2f}"
+        )
+    for other in ("node", "pika"):
+        theirs = groups.get((case, other))
+        if not theirs:
+            continue
+        name = WORKER_NAMES[other]
+        if case.startswith("paced"):
+            p50 = _median(ours, lambda g: g.p50_ms) / max(1e-9, _median(theirs, lambda g: g.p50_ms))
+            p99 = _median(ours, lambda g: g.p99_ms) / max(1e-9, _median(theirs, lambda g: g.p99_ms))
+            lines.append(f"- {label}, vs {name}: p50 × {p50:.2f}, p99 × {p99:.2f}")
+        else:
+            theirs_rate = _median(theirs, lambda g: g.rate)
+            lines.append(f"- {label}, vs {name}: throughput × {rate / max(1e-9, theirs_rate):.2f}")
     return lines
 
 

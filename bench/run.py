@@ -124,14 +124,16 @@ def cases(quick: bool) -> list[Case]:
         Case("100 KB, prefetch 10", 100_000, 10, "filled", large),
         Case("paced 200/s, 200 B, prefetch 1", 200, 1, "paced", 600 if quick else 2000, 200.0),
         *(api(20, p, only=api_only) for p in (1, 10, 50)),
-        *(api(200, p, only=api_only) for p in (1, 10, 50)),
+        *(api(200, p, only=api_only) for p in (1, 10, 50, 200)),
         api(20, 50, only=("ours",), token_ttl_s=1.0 if quick else 2.0,
+            suffix=", token expiring every 2 s" if not quick else ", token expiring every 1 s"),
+        api(20, 200, only=("ours",), token_ttl_s=1.0 if quick else 2.0,
             suffix=", token expiring every 2 s" if not quick else ", token expiring every 1 s"),
         *(replicas(n) for n in (1, 2, 3)),
     ]  # fmt: skip
     if quick:  # a smoke run of every family, under two minutes
         keep = ("200 B, prefetch 10", "100 KB, prefetch 1", "paced", "API 20 ms, prefetch 10",
-                "API 200 ms, prefetch 50", "expiring", "replicas 2")  # fmt: skip
+                "API 200 ms, prefetch 200", "expiring", "replicas 2")  # fmt: skip
         every = [c for c in every if any(k in c.name for k in keep)]
     return every
 
@@ -317,7 +319,9 @@ def run_once(
     flow = FlowSpec.model_validate(
         {
             "flowId": f"bench-{uuid.uuid4().hex[:8]}",
-            "function": "callApi" if saas else "passthrough",
+            # "ours+async": the same steps written as async def (the event loop)
+            "function": ("callApi" if saas else "passthrough")
+            + ("Async" if "+async" in worker else ""),
             "amqpUrl": AMQP_URL,
             "prefetch": case.prefetch,
         }
@@ -501,7 +505,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 run, fewer messages")
-    parser.add_argument("--workers", default="ours,pika,node")
+    parser.add_argument("--workers", default="ours,ours+async,pika,node")
     parser.add_argument("--cases", default="", help="comma-separated substrings of case names")
     parser.add_argument(
         "--profile",

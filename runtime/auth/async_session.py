@@ -162,7 +162,7 @@ class AsyncResponse:
 
 
 class AsyncAuthorizedSession:
-    """Like ``AuthorizedSession`` (same arguments), for ``async def`` steps.
+    """Like ``AuthorizedSession`` (same arguments), for ``async def`` steps; cheap to make.
 
     Args:
         pool: the connections, shared by the sessions of a loop; by default one of its own.
@@ -187,10 +187,12 @@ class AsyncAuthorizedSession:
         max_retry_wait: float = 30.0,
         token_timeout: float = TOKEN_TIMEOUT,
         max_bytes: int = MAX_BYTES,
+        use: CredentialUse | None = None,
     ) -> None:
-        self._use = CredentialUse(
+        self._on_keys = on_keys
+        self._own_use = use is None
+        self._use = use or CredentialUse(
             credentials,
-            on_keys=on_keys,
             cache=cache,
             key=key,
             base_url=base_url,
@@ -309,14 +311,16 @@ class AsyncAuthorizedSession:
         return response
 
     def release(self) -> None:
-        """The message it served ended: let go of what it holds (a shared pool stays)."""
-        self._use.close()
+        """The message it served ended: let go of what it holds (what is shared stays)."""
+        if self._own_use:
+            self._use.close()
         if self._own_pool:
             with contextlib.suppress(RuntimeError):  # no running loop: nothing is open
                 asyncio.get_running_loop().create_task(self._pool.close())
 
     async def close(self) -> None:
-        self._use.close()
+        if self._own_use:
+            self._use.close()
         if self._own_pool:
             await self._pool.close()
 
@@ -362,7 +366,7 @@ class AsyncAuthorizedSession:
             if fingerprint(slot.current) != fingerprint(seen):
                 return Refreshed(slot.current, slot.minted)
             loop = asyncio.get_running_loop()
-            call = functools.partial(self._use.refresh, seen, min_validity)
+            call = functools.partial(self._use.refresh, seen, min_validity, self._on_keys)
             return await loop.run_in_executor(_REFRESHING, call)
 
     async def _send_once(self, attempt: _Attempt, credentials: Credentials) -> AsyncResponse:

@@ -79,6 +79,8 @@ class AuthorizedSession(requests.Session):
         max_retry_wait: seconds those retries may wait in all.
         token_timeout: seconds one token refresh may take in all, retries and a trickling
             answer included (the credential's locks are held meanwhile).
+        use: the credential as other sessions use it already (made from the arguments
+            above when None): sessions of many messages share one.
     """
 
     def __init__(
@@ -98,11 +100,13 @@ class AuthorizedSession(requests.Session):
         retries: int = 3,
         max_retry_wait: float = 30.0,
         token_timeout: float = TOKEN_TIMEOUT,
+        use: CredentialUse | None = None,
     ) -> None:
         super().__init__()
-        self._use = CredentialUse(
+        self._on_keys = on_keys
+        self._own_use = use is None
+        self._use = use or CredentialUse(
             credentials,
-            on_keys=on_keys,
             cache=cache,
             key=key,
             base_url=base_url,
@@ -132,7 +136,7 @@ class AuthorizedSession(requests.Session):
         """Serve a new message: its keys go to ``on_keys``, and an ``always`` credential is
         refreshed again before its first request. (ctx.http keeps one session per
         credential and thread rather than build one per message.)"""
-        self._use.on_keys = on_keys
+        self._on_keys = on_keys
         self._always_done = False
         self.retries = 3
         self.max_redirects = requests.models.DEFAULT_REDIRECT_LIMIT
@@ -211,7 +215,8 @@ class AuthorizedSession(requests.Session):
             self.close()
 
     def close(self) -> None:
-        self._use.close()
+        if self._own_use:
+            self._use.close()
         if not self._shared_adapter:
             super().close()
 
@@ -251,7 +256,7 @@ class AuthorizedSession(requests.Session):
         return fresh.credentials, fresh.minted
 
     def _refresh(self, seen: Credentials, min_validity: float = 0.0) -> Refreshed:
-        return self._use.refresh(seen, min_validity)
+        return self._use.refresh(seen, min_validity, self._on_keys)
 
     def _send_once(
         self, verb: str, url: str, credentials: Credentials, kwargs: dict[str, Any]

@@ -50,13 +50,16 @@ def leeway_seconds(credentials: Credentials) -> float:
 
 
 class CredentialUse:
-    """One credential as sessions use it; see ``AuthorizedSession`` for the arguments."""
+    """One credential as sessions use it; see ``AuthorizedSession`` for the arguments.
+
+    Sessions of many messages may share one (each saves its refreshes its own way, so
+    ``on_keys`` is given to each refresh).
+    """
 
     def __init__(
         self,
         credentials: Credentials | Mapping[str, Any],
         *,
-        on_keys: OnKeys | None = None,
         cache: CredentialCache = CACHE,
         key: str | None = None,
         base_url: str | None = None,
@@ -72,7 +75,6 @@ class CredentialUse:
         key = key or parsed.identity()
         self.slot = cache.slot(key, parsed)
         self.sharing = Sharing(key=key, lock=lock, reload=reload)
-        self.on_keys = on_keys
         self._base_url = base_url
         self._refresh_hook = refresh_credentials
         self._response_hook = credentials_from_token_response
@@ -104,7 +106,7 @@ class CredentialUse:
         Raises:
             CredentialError: a relative URL and no base URL.
         """
-        if urlsplit(url).scheme:
+        if url.startswith(("https://", "http://")) or urlsplit(url).scheme:
             return url
         base = self.base_url
         if not base:
@@ -127,9 +129,11 @@ class CredentialUse:
             return leeway
         return None
 
-    def refresh(self, seen: Credentials, min_validity: float = 0.0) -> Refreshed:
-        """Replace ``seen``'s token unless a thread or replica already did (blocks)."""
-        on_keys = self.on_keys
+    def refresh(
+        self, seen: Credentials, min_validity: float = 0.0, on_keys: OnKeys | None = None
+    ) -> Refreshed:
+        """Replace ``seen``'s token unless a thread or replica already did (blocks); the
+        new keys go to ``on_keys`` before anything uses them."""
         if on_keys is None:
             if seen.effective_grant != "client_credentials":
                 raise CredentialError(

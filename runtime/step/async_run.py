@@ -28,14 +28,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from runtime.errors import StepCancelled
-from runtime.log import get_logger
 from runtime.step.context import AsyncContext, Emitted, cancel, release
 from runtime.step.events import Event
 from runtime.step.executor import Handle
 from runtime.step.run_state import Outcome, RunState, StepCall
 from runtime.step.waits import Route, Wait
-
-_log = get_logger("runtime.step.async_run")
 
 
 class AsyncStepRun:
@@ -53,7 +50,8 @@ class AsyncStepRun:
         self.finished: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.ctx = AsyncContext(
             deliver=self._deliver,
-            log=call.log or get_logger("component", step=call.step),
+            log=call.log,
+            log_fields=call.log_fields,
             cfg=call.cfg,
             http_factory=call.http_factory,
             flow_variables=call.flow_variables,

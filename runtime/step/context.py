@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from structlog.typing import FilteringBoundLogger
 
 from runtime.errors import StepCancelled
+from runtime.log import get_logger
 from runtime.step.events import Event, EventKind, normalise
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ class Context:
         self,
         *,
         deliver: Deliver,
-        log: FilteringBoundLogger,
+        log: FilteringBoundLogger | None = None,
+        log_fields: Mapping[str, Any] | None = None,
         cfg: Mapping[str, Any] | None = None,
         http_factory: HttpFactory | None = None,
         flow_variables: Mapping[str, Any] | None = None,
@@ -60,7 +62,8 @@ class Context:
         self._http_factory = http_factory
         self._http: Any = None
         self._cancelled = False
-        self.log = log
+        self._log = log
+        self._log_fields = log_fields
         self.cfg: Mapping[str, Any] = cfg or {}
         self.flow_variables: Mapping[str, Any] = dict(flow_variables or {})
         self.step = step
@@ -86,6 +89,13 @@ class Context:
         if self._cancelled:
             raise StepCancelled
         self._deliver(normalise(event, payload))
+
+    @property
+    def log(self) -> FilteringBoundLogger:
+        """A structlog logger bound to the message's ids (made when first used)."""
+        if self._log is None:
+            self._log = get_logger("component", **(self._log_fields or {"step": self.step}))
+        return self._log
 
     @property
     def http(self) -> AuthorizedSession:

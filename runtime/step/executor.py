@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from runtime.errors import StepCancelled
-from runtime.log import get_logger
 from runtime.step.context import Context, cancel, release
 from runtime.step.events import Event
 from runtime.step.run_state import (
@@ -62,7 +61,8 @@ class StepRun:
         self.outcome = self._state.outcome
         self.ctx = Context(
             deliver=self._deliver,
-            log=call.log or get_logger("component", step=call.step),
+            log=call.log,
+            log_fields=call.log_fields,
             cfg=call.cfg,
             http_factory=call.http_factory,
             flow_variables=call.flow_variables,

@@ -27,6 +27,7 @@ from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.session import AuthorizedSession
 from runtime.auth.slots import CACHE, CredentialCache
 from runtime.auth.token_client import TOKEN_TIMEOUT
+from runtime.auth.use import CredentialUse
 from runtime.step.context import AsyncContext, Context
 
 ACCOUNT_FIELD = "_account"
@@ -89,6 +90,7 @@ class Sessions:
         self._keep = keep
         self._kept = threading.local()
         self._parsed: dict[bytes, Credentials] = {}
+        self._uses: dict[tuple[str, bytes], CredentialUse] = {}
 
     def __call__(self, ctx: Context) -> AuthorizedSession:
         """The sync session for a message's ``ctx``."""
@@ -114,7 +116,8 @@ class Sessions:
 
     def for_async(self, ctx: AsyncContext) -> AsyncAuthorizedSession:
         """The async session for a message's ``ctx`` (on the running loop)."""
-        _, credentials = self._parse(credential_part(ctx.cfg, self._fields))
+        text, credentials = self._parse(credential_part(ctx.cfg, self._fields))
+        key = cache_key(ctx.cfg, credentials)
         loop = asyncio.get_running_loop()
 
         def save(keys: dict[str, Any]) -> None:
@@ -125,16 +128,21 @@ class Sessions:
 
             asyncio.run_coroutine_threadsafe(emitted(), loop).result()
 
-        return AsyncAuthorizedSession(
-            credentials,
-            on_keys=save,
-            cache=self._cache,
-            key=cache_key(ctx.cfg, credentials),
-            pool=self._pool,
-            reload=self._reload if self._fresh_cfg is not None else None,
-            lock=self._lock,
-            token_timeout=self._token_timeout,
-        )
+        use = self._uses.get((key, text)) if text else None
+        if use is None:
+            use = CredentialUse(
+                credentials,
+                cache=self._cache,
+                key=key,
+                reload=self._reload if self._fresh_cfg is not None else None,
+                lock=self._lock,
+                token_timeout=self._token_timeout,
+            )
+            if text:
+                if len(self._uses) >= _PARSED_LIMIT:
+                    self._uses.clear()
+                self._uses[(key, text)] = use
+        return AsyncAuthorizedSession(credentials, on_keys=save, pool=self._pool, use=use)
 
     def _sync_session(
         self, credentials: Credentials, key: str, save: Callable[[dict[str, Any]], None]

@@ -62,6 +62,8 @@ class StepCall:
     cfg: Mapping[str, Any]
     snapshot: Mapping[str, Any]
     log: FilteringBoundLogger | None = None
+    log_fields: Mapping[str, Any] | None = None
+    """What ``ctx.log`` is bound to, when no ``log`` is given (it is made on first use)."""
     http_factory: HttpFactory | None = None
     flow_variables: Mapping[str, Any] | None = None
     step: str = ""

@@ -209,12 +209,11 @@ class Worker:
             message,
             cfg,
             self._state.snapshot(),
-            log=get_logger(
-                "component",
-                threadId=reduced["threadId"],
-                messageId=ticket.message_id,
-                parentMessageId=reduced.get("parentMessageId"),
-            ),
+            log_fields={
+                "threadId": reduced["threadId"],
+                "messageId": ticket.message_id,
+                "parentMessageId": reduced.get("parentMessageId"),
+            },
             http_factory=self._http_factory,
             flow_variables=self._state.variables,
             step=settings.function,

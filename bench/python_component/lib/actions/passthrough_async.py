@@ -1,0 +1,2 @@
+async def process(ctx, msg, cfg, snapshot):
+    return {"body": msg.body, "headers": {}}
