@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime import Context, StepError
+from runtime import AsyncContext, StepError
 from runtime.auth import ClientMisconfigured, ReauthRequired
 
 
@@ -20,11 +20,11 @@ class CheckFailed(StepError):
     """The check itself could not be made; says nothing about the credential."""
 
 
-def verify(ctx: Context, credentials: dict[str, Any]) -> dict[str, Any]:
+async def verify(ctx: AsyncContext, credentials: dict[str, Any]) -> dict[str, Any]:
     http = ctx.http
     target = _target(http, credentials)
     try:
-        response = http.get(target)
+        response = await http.get(target)
     except (ReauthRequired, ClientMisconfigured) as exc:
         return {"verified": False, "reason": str(exc)}
     if response.status_code in (401, 403):

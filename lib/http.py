@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from runtime import Context, StepError, bounded
+from runtime.auth.async_session import AsyncResponse
 from runtime.network import host_of
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -17,7 +16,7 @@ READ_SECONDS = 300.0
 class HttpStatusError(StepError):
     """The API answered with a status the step does not pass on."""
 
-    def __init__(self, response: requests.Response, snippet: str) -> None:
+    def __init__(self, response: AsyncResponse, snippet: str) -> None:
         super().__init__(
             f"{response.request.method} {where(response.url) or '/'} answered "
             f"{response.status_code} {response.reason or ''}".rstrip()
@@ -34,18 +33,18 @@ class ResponseTooLarge(StepError):
         )
 
 
-def read_limited(response: requests.Response, limit: int, seconds: float = READ_SECONDS) -> bytes:
+async def read_limited(response: AsyncResponse, limit: int, seconds: float = READ_SECONDS) -> bytes:
     """The whole body, refusing to hold more than ``limit`` bytes or to wait past ``seconds``
     (in all, however slowly the server sends it)."""
     try:
-        return bounded.read(response, what=answer_of(response), limit=limit, seconds=seconds)
+        return await response.read(limit=limit, seconds=seconds)
     except bounded.TooLarge:
         raise ResponseTooLarge(limit) from None
     except bounded.OutOfBounds as exc:
         raise StepError(f"{exc}; the API may be overloaded, try again later") from None
 
 
-def answer_of(response: requests.Response) -> str:
+def answer_of(response: AsyncResponse) -> str:
     """How errors name a response: by its server."""
     return f"the answer of {host_of(response.url)}" if response.url else "the answer"
 

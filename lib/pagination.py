@@ -14,15 +14,14 @@ Every page is bounded by ``maxPages`` (default 1000), so a buggy API cannot loop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-
-import requests
 
 from lib import paths
 from lib.http import HttpStatusError, read_limited, snippet
 from runtime import InvalidInput, bounded
+from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
 
 STYLES = ("none", "next_link", "link_header", "page", "offset", "cursor")
 
@@ -30,7 +29,7 @@ STYLES = ("none", "next_link", "link_header", "page", "offset", "cursor")
 @dataclass(frozen=True)
 class Page:
     records: list[Any]
-    response: requests.Response
+    response: AsyncResponse
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,10 @@ class Paging:
         )
 
 
-def pages(
-    http: requests.Session, url: str, params: dict[str, Any], headers: dict[str, str],
+async def pages(
+    http: AsyncAuthorizedSession, url: str, params: dict[str, Any], headers: dict[str, str],
     paging: Paging,
-) -> Iterator[Page]:  # fmt: skip
+) -> AsyncIterator[Page]:  # fmt: skip
     """Yield each page's records, requesting the next page only once asked for it."""
     query = dict(params)
     if paging.size_param and paging.page_size:
@@ -83,8 +82,8 @@ def pages(
     for number in range(1, paging.max_pages + 1):
         if target is None:
             return
-        response = http.get(target, params=query, headers=headers, stream=True)
-        raw = read_limited(response, paging.max_bytes)
+        response = await http.get(target, params=query, headers=headers, stream=True)
+        raw = await read_limited(response, paging.max_bytes)
         if not response.ok:
             raise HttpStatusError(response, snippet(raw))
         body = _json(raw, response)
@@ -96,7 +95,7 @@ def pages(
     raise InvalidInput(f"stopped after maxPages={paging.max_pages} pages; raise it if needed")
 
 
-def _json(raw: bytes, response: requests.Response) -> Any:
+def _json(raw: bytes, response: AsyncResponse) -> Any:
     if not raw:
         return None
     try:
@@ -125,7 +124,7 @@ def _records(body: Any, path: str) -> list[Any]:
 def _following(
     paging: Paging,
     *,
-    response: requests.Response,
+    response: AsyncResponse,
     body: Any,
     records: list[Any],
     query: dict[str, Any],

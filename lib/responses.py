@@ -12,6 +12,7 @@ message carries it under ``attachments`` instead of a ``body``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import uuid
@@ -26,6 +27,7 @@ from lib.attachments import Spooled
 from lib.http import answer_of, read_limited
 from lib.options import Options
 from runtime import StepError, bounded
+from runtime.auth.async_session import AsyncResponse
 
 BINARY_MARKERS = (
     "image/", "audio/", "video/", "pdf", "msword", "msexcel", "ms-excel", "officedocument",
@@ -34,18 +36,16 @@ BINARY_MARKERS = (
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
-def headers_of(response: requests.Response) -> dict[str, str | list[str]]:
-    raw = getattr(response.raw, "headers", None)
-    getlist = getattr(raw, "getlist", None)
+def headers_of(response: AsyncResponse) -> dict[str, str | list[str]]:
     result: dict[str, str | list[str]] = {}
-    for name in response.headers:
+    for name in dict.fromkeys(response.headers):  # a repeated name is listed once per value
         key = name.lower()
-        values = list(getlist(name)) if callable(getlist) else [response.headers[name]]
+        values = list(response.headers.getall(name))
         result[key] = values if len(values) > 1 or key == "set-cookie" else values[0]
     return result
 
 
-def status_of(response: requests.Response) -> dict[str, Any]:
+def status_of(response: AsyncResponse) -> dict[str, Any]:
     return {
         "statusCode": response.status_code,
         "statusMessage": response.reason or "",
@@ -53,8 +53,8 @@ def status_of(response: requests.Response) -> dict[str, Any]:
     }
 
 
-def output(
-    response: requests.Response,
+async def output(
+    response: AsyncResponse,
     options: Options,
     incoming_attachments: dict[str, Any],
     message_id: str = "",
@@ -63,10 +63,10 @@ def output(
     data = status_of(response)
     message: dict[str, Any] = {"body": data, "attachments": dict(incoming_attachments)}
     if options.download_attachment:
-        name, entry = _as_attachment(response, options.response_limit, message_id)
+        name, entry = await _as_attachment(response, options.response_limit, message_id)
         message["attachments"][name] = entry
         return message
-    raw = read_limited(response, options.response_limit, seconds=options.timeout * 3)
+    raw = await read_limited(response, options.response_limit, seconds=options.timeout * 3)
     if raw:
         body, encoding = parse(response, raw, options.encoding)
         data["body"] = body
@@ -75,7 +75,7 @@ def output(
     return message
 
 
-def parse(response: requests.Response, raw: bytes, encoding: str = "utf8") -> tuple[Any, str]:
+def parse(response: AsyncResponse, raw: bytes, encoding: str = "utf8") -> tuple[Any, str]:
     """The body, and ``"base64"`` when it is given in base64."""
     if encoding == "base64":
         return base64.b64encode(raw).decode(), "base64"
@@ -126,16 +126,14 @@ def _reshape(value: Any) -> Any:
     return shaped
 
 
-def _as_attachment(
-    response: requests.Response, limit: int, message_id: str
+async def _as_attachment(
+    response: AsyncResponse, limit: int, message_id: str
 ) -> tuple[str, dict[str, Any]]:
     spool = attachments.new_spool()
     kind = response.headers.get("Content-Type") or "application/octet-stream"
+    what = answer_of(response)
     try:
-        size = bounded.copy(
-            response, spool, what=answer_of(response), limit=limit,
-            seconds=attachments.FETCH_SECONDS,
-        )  # fmt: skip
+        size = await _copy(response, spool, what=what, limit=limit)
     except bounded.TooLarge as exc:
         spool.close()
         raise StepError(
@@ -146,7 +144,8 @@ def _as_attachment(
         raise StepError(str(exc)) from None
     spooled = Spooled(spool, size, kind)
     try:
-        url = attachments.store(spooled, message_id=message_id)
+        # Storing blocks (a streamed upload): off the event loop.
+        url = await asyncio.to_thread(attachments.store, spooled, message_id=message_id)
     finally:
         spooled.close()
     source = urlsplit(response.url)
@@ -160,7 +159,35 @@ def _as_attachment(
     return _file_name(response), entry
 
 
-def _file_name(response: requests.Response) -> str:
+async def _copy(response: AsyncResponse, into: Any, *, what: str, limit: int) -> int:
+    """The answer's body into a file, a chunk at a time, within ``limit`` and its deadline."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise bounded.TooLarge(
+            f"{what} is {int(declared):,} bytes, more than the {limit:,} bytes allowed"
+        )
+    size = 0
+    seconds = attachments.FETCH_SECONDS
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in response.iter_chunks():
+                size += len(chunk)
+                if size > limit:
+                    raise bounded.TooLarge(f"{what} is more than the {limit:,} bytes allowed")
+                into.write(chunk)
+    except TimeoutError:
+        raise bounded.TooSlow(
+            f"{what} did not finish within {seconds:g} s: the server is too slow"
+        ) from None
+    except requests.RequestException as exc:
+        raise bounded.TooSlow(f"{what} broke off ({type(exc).__name__})") from None
+    finally:
+        response.close()
+    return size
+
+
+def _file_name(response: AsyncResponse) -> str:
     found = _FILENAME.search(response.headers.get("Content-Disposition", ""))
     if found:
         return unquote(found.group(1)).strip() or "response"

@@ -1,6 +1,7 @@
 """One configured HTTP call for a message: build it, send it under the error policy, emit it.
 
-The action ``httpRequest`` and the polling trigger ``httpRequestTrigger`` both run this.
+The action ``httpRequest`` and the polling trigger ``httpRequestTrigger`` both run this, as
+``async def`` steps: on the worker's event loop, with the async ``ctx.http``.
 
 Error policy (for the status codes in ``errorCodes``, and for timeouts and failures to
 connect): ``byComponent`` retries up to ``maxRetries`` times, waiting what ``Retry-After``
@@ -13,6 +14,7 @@ credential's token is refreshed once and the request sent again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -24,21 +26,20 @@ import urllib3
 from urllib3.exceptions import InsecureRequestWarning
 
 from lib.bodies import FROM_MESSAGE, Body, content_type_of, encode
-from lib.http import HttpStatusError, kind_of, snippet, tenant_header, where
+from lib.http import READ_SECONDS, HttpStatusError, kind_of, snippet, tenant_header, where
 from lib.options import ATTACHMENT_LIMIT, Options, options_from
 from lib.request_plan import Absent, Plan, plan_for
 from lib.responses import output
 from lib.templating import scope
-from runtime import AuthError, Context, InvalidInput, Message, StepError
+from runtime import AsyncContext, AuthError, Context, InvalidInput, Message, StepError
+from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
 from runtime.auth.retry import retry_after_seconds
-from runtime.auth.session import AuthorizedSession
 from runtime.network import describe_failure
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BACKOFF = 60.0
 MAX_RETRY_AFTER = 300.0
 SNIPPET_BYTES = 1024
-_SLICE = 0.2
 
 _last_call: dict[str, float] = {}
 _last_call_lock = threading.Lock()
@@ -48,27 +49,32 @@ class PolicyFailure(StepError):
     """The API kept failing with a code under the error policy, or could not be reached."""
 
 
-def run(ctx: Context, msg: Message, cfg: Mapping[str, Any]) -> None:
+async def run(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
     """Send the step's request for ``msg`` and emit what it gives (data or rebound)."""
     credential = ctx.http.credentials
     options = options_from(cfg, oauth2=credential.type == "oauth2")
     plan = plan_for(cfg)
     values = {**scope(msg, dict(cfg)), "flowVariables": dict(ctx.flow_variables)}
-    request = _build(ctx, plan=plan, values=values, msg=msg, cfg=cfg, options=options)
+    if options.upload_file:  # reading the files to send blocks: off the event loop
+        request = await asyncio.to_thread(
+            _build, ctx, plan=plan, values=values, msg=msg, cfg=cfg, options=options
+        )
+    else:
+        request = _build(ctx, plan=plan, values=values, msg=msg, cfg=cfg, options=options)
     try:
-        response = _send(ctx, plan.method, request, options)
+        response = await _send(ctx, plan.method, request, options)
     finally:
         request["body"].close()
     if response is None:
         return
-    message = output(response, options, msg.attachments, str(msg.get("id") or ""))
+    message = await output(response, options, msg.attachments, str(msg.get("id") or ""))
     ctx.log.info(
         "http_response",
         method=plan.method,
         status=response.status_code,
         attachment=options.download_attachment,
     )
-    ctx.emit("data", message)
+    await ctx.emit("data", message)
 
 
 def _build(
@@ -129,26 +135,25 @@ def _build(
     return {"url": url, "params": query, "headers": headers, "body": body}
 
 
-def _send(
-    ctx: Context, method: str, request: dict[str, Any], options: Options
-) -> requests.Response | None:
+async def _send(
+    ctx: AsyncContext, method: str, request: dict[str, Any], options: Options
+) -> AsyncResponse | None:
     session = ctx.http
     session.retries = 0  # the error policy below is the only retrying
-    session.max_redirects = max(options.max_redirects, 1)
     attempt = 0
     while True:
-        _wait_turn(ctx, options.delay)
+        await _wait_turn(ctx, options.delay)
         try:
-            response, problem = _attempt(session, method, request, options)
+            response, problem = await _attempt(session, method, request, options)
         except AuthError as exc:
             if options.policy == "rebound" and getattr(exc, "retryable", False):
-                ctx.emit("rebound", exc)
+                await ctx.emit("rebound", exc)
                 return None
             raise
         if problem is None:
             return response
         if options.policy == "rebound":
-            ctx.emit("rebound", f"{problem}; trying again later")
+            await ctx.emit("rebound", f"{problem}; trying again later")
             return None
         if attempt >= options.max_retries:
             tries = "once" if attempt == 0 else f"after {attempt} retries"
@@ -157,16 +162,16 @@ def _send(
         wait = min(MAX_BACKOFF, 2.0**attempt) if asked is None else min(asked, MAX_RETRY_AFTER)
         attempt += 1
         ctx.log.warning("http_retry", attempt=attempt, of=options.max_retries, wait_s=wait)
-        _sleep(ctx, wait)
+        await asyncio.sleep(wait)  # cancelled with the step at its time limit
 
 
-def _attempt(
-    session: AuthorizedSession, method: str, request: dict[str, Any], options: Options
-) -> tuple[requests.Response | None, str | None]:
+async def _attempt(
+    session: AsyncAuthorizedSession, method: str, request: dict[str, Any], options: Options
+) -> tuple[AsyncResponse | None, str | None]:
     """One try: the response to emit and no problem, or what went wrong under the policy
     (with the closed response, for its Retry-After). Failures outside the policy raise."""
     try:
-        response = session.request(
+        response = await session.request(
             method,
             request["url"],
             params=request["params"],
@@ -176,6 +181,7 @@ def _attempt(
             timeout=options.timeout,
             verify=options.verify_tls,
             allow_redirects=options.max_redirects > 0,
+            max_redirects=max(options.max_redirects, 1),
         )
     except requests.exceptions.InvalidHeader:
         raise InvalidInput(
@@ -213,39 +219,34 @@ def _attempt(
     if status in options.policy_codes and options.policy == "emit":
         return response, None
     if status not in options.policy_codes or options.policy == "throwError":
-        raise _failure(response)
-    return response, str(_failure(response))
+        raise await _failure(response)
+    return response, str(await _failure(response))
 
 
-def _failure(response: requests.Response) -> HttpStatusError:
+async def _failure(response: AsyncResponse) -> HttpStatusError:
     """The error for a refused request, with the start of the API's answer (reads, closes)."""
+    start = b""
     try:
-        start = next(response.iter_content(chunk_size=SNIPPET_BYTES), b"")
-    except requests.RequestException:
-        start = b""
+        async with asyncio.timeout(READ_SECONDS):
+            async for chunk in response.iter_chunks(SNIPPET_BYTES):
+                start = chunk
+                break
+    except (TimeoutError, requests.RequestException):
+        pass
     finally:
         response.close()
     return HttpStatusError(response, snippet(start))
 
 
-def _wait_turn(ctx: Context, delay: float) -> None:
-    """``delay`` between this step's calls, in this process, however many threads call."""
+async def _wait_turn(ctx: AsyncContext, delay: float) -> None:
+    """``delay`` between this step's calls, in this process, however many messages call."""
     if delay <= 0:
         return
     with _last_call_lock:
         now = time.monotonic()
         slot = max(now, _last_call.get(ctx.step, float("-inf")) + delay)
         _last_call[ctx.step] = slot
-    _sleep(ctx, slot - now)
-
-
-def _sleep(ctx: Context, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not ctx.cancelled:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(left, _SLICE))
+    await asyncio.sleep(slot - now)
 
 
 def _texts(values: Any, name: str) -> dict[str, Any]:

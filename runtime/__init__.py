@@ -4,11 +4,12 @@ Component authors use these names; everything else in the package is the runtime
 """
 
 from runtime.errors import AuthError, InvalidInput, StepCancelled, StepError
-from runtime.step.context import Context
+from runtime.step.context import AsyncContext, Context
 from runtime.step.events import Event, EventKind, Message
 from runtime.step.executor import Outcome
 
 __all__ = [
+    "AsyncContext",
     "AuthError",
     "Context",
     "Event",

@@ -11,10 +11,12 @@ from typing import Any
 
 from lib.rest_call import run
 from lib.selects import tenants
-from runtime import Context, Message
+from runtime import AsyncContext, Message
 
 __all__ = ["process", "tenants"]
 
 
-def process(ctx: Context, msg: Message, cfg: dict[str, Any], snapshot: dict[str, Any]) -> None:
-    run(ctx, msg, cfg)
+async def process(
+    ctx: AsyncContext, msg: Message, cfg: dict[str, Any], snapshot: dict[str, Any]
+) -> None:
+    await run(ctx, msg, cfg)

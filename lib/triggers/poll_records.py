@@ -20,12 +20,14 @@ from lib.http import DEFAULT_MAX_BYTES, tenant_header
 from lib.pagination import Paging, pages
 from lib.selects import tenants
 from lib.templating import json_field
-from runtime import Context, InvalidInput, Message
+from runtime import AsyncContext, InvalidInput, Message
 
 __all__ = ["process", "tenants"]
 
 
-def process(ctx: Context, msg: Message, cfg: dict[str, Any], snapshot: dict[str, Any]) -> None:
+async def process(
+    ctx: AsyncContext, msg: Message, cfg: dict[str, Any], snapshot: dict[str, Any]
+) -> None:
     path = str(cfg.get("path") or "").strip()
     if not path:
         raise InvalidInput("field 'path' is empty: give the list endpoint's URL or path")
@@ -41,29 +43,29 @@ def process(ctx: Context, msg: Message, cfg: dict[str, Any], snapshot: dict[str,
     emitted = 0
     last = cursor
     try:
-        for page in pages(ctx.http, path, query, headers, paging):
+        async for page in pages(ctx.http, path, query, headers, paging):
             for record in page.records:
                 value = _cursor_of(record, cursor_field)
                 if value is not None and cursor is not None and not _after(value, cursor):
                     continue
-                ctx.emit("data", {"body": record})
+                await ctx.emit("data", {"body": record})
                 emitted += 1
                 if value is not None:
                     last = value
             if cursor_field and last != snapshot.get("cursor"):
-                _save(ctx, snapshot, last)
+                await _save(ctx, snapshot, last)
     except Exception:
         # Keep what did go out; a timeout (StepCancelled) cannot emit any more, and a crash
         # leaves the message unacked, so the whole poll runs again from the saved cursor.
         if cursor_field and last != snapshot.get("cursor"):
-            _save(ctx, snapshot, last)
+            await _save(ctx, snapshot, last)
         raise
     ctx.log.info("poll_done", records=emitted, cursor=last)
 
 
-def _save(ctx: Context, snapshot: dict[str, Any], cursor: Any) -> None:
+async def _save(ctx: AsyncContext, snapshot: dict[str, Any], cursor: Any) -> None:
     snapshot["cursor"] = cursor
-    ctx.emit("snapshot", {"cursor": cursor})
+    await ctx.emit("snapshot", {"cursor": cursor})
 
 
 def _cursor_of(record: Any, field: str) -> Any:

@@ -1,9 +1,11 @@
 """Calling APIs with a credential: signing, refreshing once on 401, never losing a token.
 
 ``Credentials`` parses every supported credential; ``AuthorizedSession`` is the
-``requests.Session`` steps use (``ctx.http`` is one, wired to ``updateKeys``).
+``requests.Session`` sync steps use (``ctx.http`` is one, wired to ``updateKeys``), and
+``AsyncAuthorizedSession`` its aiohttp twin for ``async def`` steps.
 """
 
+from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
 from runtime.auth.credentials import Credentials
 from runtime.auth.errors import (
     BodyNotReplayable,
@@ -21,6 +23,8 @@ from runtime.errors import AuthError
 
 __all__ = [
     "PROFILES",
+    "AsyncAuthorizedSession",
+    "AsyncResponse",
     "AuthError",
     "AuthorizedSession",
     "BodyNotReplayable",

@@ -142,7 +142,19 @@ class AsyncResponse:
                 raise bounded.TooSlow(
                     f"{what} did not finish within {seconds:g} s: the server is too slow"
                 ) from None
+            except aiohttp.ClientError as exc:
+                self.close()
+                raise bounded.TooSlow(f"{what} broke off ({type(exc).__name__})") from None
         return self._content
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The ``Link`` header's links by their ``rel``, as requests gives them."""
+        header = self.headers.get("Link")
+        if not header:
+            return {}
+        found = requests.utils.parse_header_links(header)
+        return {str(link.get("rel") or link.get("url")): link for link in found}
 
     async def iter_chunks(self, size: int = CHUNK) -> AsyncIterator[bytes]:
         """The body of a streamed answer as it arrives (bound it with asyncio.timeout)."""
@@ -270,6 +282,11 @@ class AsyncAuthorizedSession:
         """
         verb = method.upper()
         target = self.absolute(url)
+        if not target.lower().startswith(("https://", "http://")):
+            scheme = urlsplit(target).scheme
+            raise requests.exceptions.InvalidSchema(
+                f"{verb} {host_of(target)}: {scheme!r} is not http or https"
+            )
         body = _Body(data, json)
         attempt = _Attempt(
             verb=verb,
@@ -488,7 +505,9 @@ async def _read_all(raw: aiohttp.ClientResponse, limit: int, what: str) -> bytes
     declared = raw.content_length
     if declared is not None and declared > limit:
         raw.close()
-        raise bounded.TooLarge(f"{what} is {declared:,} bytes, more than the {limit:,} allowed")
+        raise bounded.TooLarge(
+            f"{what} is {declared:,} bytes, more than the {limit:,} bytes allowed"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in raw.content.iter_chunked(CHUNK):

@@ -20,10 +20,11 @@ from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.errors import ComponentError, InvalidInput
 from runtime.log import get_logger
 from runtime.step.component import Component
-from runtime.step.context import Context, release
+from runtime.step.context import AsyncContext, Context, release
 from runtime.step.events import Event
 from runtime.step.http import session_factory
 from runtime.step.loader import load_module, load_step
+from runtime.step.run_state import is_async
 
 VERIFY_FILE = "verifyCredentials.py"
 OnKeys = Callable[[dict[str, Any]], None]
@@ -39,7 +40,10 @@ def service_context(
     on_keys: OnKeys,
     *,
     lock: CredentialLock = IN_PROCESS,
+    asynchronous: bool = False,
 ) -> Context:
+    """The ``ctx`` of a service call: an ``AsyncContext`` for an ``async def`` function."""
+
     def deliver(event: Event) -> None:
         if event.kind != "updateKeys":
             raise ServiceEventError(
@@ -47,12 +51,31 @@ def service_context(
             )
         on_keys(event.payload)
 
-    return Context(
+    return (AsyncContext if asynchronous else Context)(
         deliver=deliver,
         log=get_logger("component"),
         cfg=cfg,
         http_factory=session_factory(component.credential_fields(), lock=lock),
     )
+
+
+def _call(function: Callable[..., Any], ctx: Context, cfg: Mapping[str, Any]) -> Any:
+    """Call a service function with its ctx; an async one on an event loop of its own."""
+    if not is_async(function):
+        try:
+            return _settle(function(ctx, dict(cfg)))
+        finally:
+            release(ctx)
+
+    async def run() -> Any:
+        try:
+            return await function(ctx, dict(cfg))
+        finally:
+            http = ctx._http
+            if http is not None:
+                await http.close()
+
+    return asyncio.run(run())
 
 
 def verify_credentials(
@@ -75,12 +98,8 @@ def verify_credentials(
     verify = getattr(module, "verify", None)
     if not callable(verify):
         raise ComponentError([f"{where}: has no function verify(ctx, credentials)"])
-    ctx = service_context(component, cfg, on_keys, lock=lock)
-    try:
-        result = _settle(verify(ctx, dict(cfg)))
-    finally:
-        release(ctx)
-    return _verdict(result)
+    ctx = service_context(component, cfg, on_keys, lock=lock, asynchronous=is_async(verify))
+    return _verdict(_call(verify, ctx, cfg))
 
 
 def _verdict(result: Any) -> dict[str, Any]:
@@ -134,11 +153,8 @@ def _call_step_function(
         raise ComponentError(
             [f"{step.spec.main!r} (step {step_name!r}) has no function {name}(ctx, cfg)"]
         )
-    ctx = service_context(component, cfg, on_keys, lock=lock)
-    try:
-        return _settle(function(ctx, dict(cfg)))
-    finally:
-        release(ctx)
+    ctx = service_context(component, cfg, on_keys, lock=lock, asynchronous=is_async(function))
+    return _call(function, ctx, cfg)
 
 
 def _settle(result: Any) -> Any:
