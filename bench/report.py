@@ -80,7 +80,35 @@ def _group(results: list[Any]) -> dict[tuple[str, str], list[Any]]:
 def _family(case: str) -> str:
     if case.startswith("API"):
         return "api"
+    if case.startswith("soak"):
+        return "soak"
     return "replicas" if case.startswith("replicas") else "passthrough"
+
+
+def _soak(results: list[Any]) -> list[str]:
+    rows = _rows(results, "soak")
+    if not rows:
+        return []
+    lines = [
+        "## Memory over a long run",
+        "",
+        "RSS sampled every quarter second; growth from a quarter into the run to its end "
+        "(start-up excluded).",
+        "",
+        "| case | worker | msg/s | peak RSS MB | RSS growth MB | lost / dup / bad |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case, worker, group in rows:
+        cells = [
+            case,
+            WORKER_NAMES.get(worker, worker),
+            _spread([g.rate for g in group], ".0f"),
+            _spread([g.rss_mb for g in group], ".1f"),
+            _spread([g.extra.get("rss_growth_mb", 0.0) for g in group], ".1f"),
+            _losses(group),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _losses(group: list[Any]) -> str:
@@ -280,6 +308,8 @@ def markdown(results: list[Any], runs: int, machine_line: str = "") -> str:
         *_api(results),
         "",
         *_replicas(results),
+        "",
+        *_soak(results),
         "",
         *_ratios(results),
     ]

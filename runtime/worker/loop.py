@@ -73,7 +73,7 @@ class Worker:
     """Processes deliveries of one step. The broker, API and state are made by the caller.
 
     An async step needs ``steps_loop``, the event loop it runs on (the caller starts and
-    stops it; ``needs_loop`` says whether a step needs one).
+    stops it).
     """
 
     def __init__(
@@ -137,10 +137,6 @@ class Worker:
             raise ValueError(f"step {step.name!r} is async: the worker needs its event loop")
         self._loop = steps_loop
         self._async_slots: asyncio.Semaphore | None = None
-
-    @staticmethod
-    def needs_loop(step: Step) -> bool:
-        return is_async(step.process)
 
     def _fresh_cfg(self) -> dict[str, Any]:
         """The step's configuration as the platform has it now, saved keys laid over it."""
