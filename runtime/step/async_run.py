@@ -48,15 +48,7 @@ class AsyncStepRun:
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.finished: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self.ctx = AsyncContext(
-            deliver=self._deliver,
-            log=call.log,
-            log_fields=call.log_fields,
-            cfg=call.cfg,
-            http_factory=call.http_factory,
-            flow_variables=call.flow_variables,
-            step=call.step,
-        )
+        self.ctx = call.context(AsyncContext, self._deliver)
 
     def start(self, timeout: float | None) -> asyncio.Task[None]:
         """Run the step as a task; stop it after ``timeout`` seconds."""

@@ -59,15 +59,7 @@ class StepRun:
         self._finished = False
         self._finished_event: threading.Event | None = None
         self.outcome = self._state.outcome
-        self.ctx = Context(
-            deliver=self._deliver,
-            log=call.log,
-            log_fields=call.log_fields,
-            cfg=call.cfg,
-            http_factory=call.http_factory,
-            flow_variables=call.flow_variables,
-            step=call.step,
-        )
+        self.ctx = call.context(Context, self._deliver)
 
     def run_here(self) -> Outcome:
         """Run the step on the calling thread; returns once ``end`` was handled."""

@@ -177,25 +177,5 @@ class Sessions:
         return text, parsed
 
 
-def session_factory(
-    credential_fields: Collection[str],
-    *,
-    cache: CredentialCache = CACHE,
-    adapter: HTTPAdapter | None = None,
-    pool: HttpPool | None = None,
-    fresh_cfg: Callable[[], Mapping[str, Any]] | None = None,
-    lock: CredentialLock = IN_PROCESS,
-    token_timeout: float = TOKEN_TIMEOUT,
-    keep: bool = False,
-) -> Sessions:
-    """``Sessions`` for a component with these credential fields (see its arguments)."""
-    return Sessions(
-        credential_fields,
-        cache=cache,
-        adapter=adapter,
-        pool=pool,
-        fresh_cfg=fresh_cfg,
-        lock=lock,
-        token_timeout=token_timeout,
-        keep=keep,
-    )
+session_factory = Sessions
+"""``Sessions`` for a component with these credential fields (see its arguments)."""

@@ -14,14 +14,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from structlog.typing import FilteringBoundLogger
 
 from runtime.errors import StepError
-from runtime.step.context import HttpFactory
+from runtime.step.context import Context, Deliver, HttpFactory
 from runtime.step.events import Event, Message, error_payload
 from runtime.step.loader import ProcessFunction
+
+_C = TypeVar("_C", bound=Context)
 
 
 class DeliveryFailed(StepError):
@@ -71,6 +73,18 @@ class StepCall:
     @property
     def is_async(self) -> bool:
         return is_async(self.process)
+
+    def context(self, kind: type[_C], deliver: Deliver) -> _C:
+        """The step's ``ctx`` (a ``Context``, or an ``AsyncContext``) for this call."""
+        return kind(
+            deliver=deliver,
+            log=self.log,
+            log_fields=self.log_fields,
+            cfg=self.cfg,
+            http_factory=self.http_factory,
+            flow_variables=self.flow_variables,
+            step=self.step,
+        )
 
 
 def is_async(process: ProcessFunction) -> bool:
