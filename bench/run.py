@@ -509,7 +509,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 run, fewer messages")
     parser.add_argument("--workers", default="ours,ours+async,pika,node")
-    parser.add_argument("--cases", default="", help="comma-separated substrings of case names")
+    parser.add_argument(
+        "--cases",
+        default="",
+        help="substrings of case names, comma-separated (semicolons when names hold commas); "
+        "=NAME for exactly one case",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -520,10 +525,11 @@ def main() -> None:
     workers = [w.strip() for w in args.workers.split(",") if w.strip()]
     if "node" in workers and not NODE_SAILOR.exists():
         sys.exit("the Node.js sailor is not installed: run scripts/bench (it runs npm ci)")
+    wanted = [w.strip() for w in args.cases.split(";" if ";" in args.cases else ",") if w.strip()]
     selected = [
         c
         for c in cases(args.quick)
-        if not args.cases or any(s.strip() in c.name for s in args.cases.split(","))
+        if not wanted or any(c.name == w[1:] if w.startswith("=") else w in c.name for w in wanted)
     ]
     api = PlatformApiServer(username="bench", password="bench-password").start()
     results: list[Result] = []
