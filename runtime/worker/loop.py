@@ -137,6 +137,7 @@ class Worker:
             raise ValueError(f"step {step.name!r} is async: the worker needs its event loop")
         self._loop = steps_loop
         self._async_slots: asyncio.Semaphore | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _fresh_cfg(self) -> dict[str, Any]:
         """The step's configuration as the platform has it now, saved keys laid over it."""
@@ -155,8 +156,7 @@ class Worker:
             return
         ticket = admission.ticket
         if self._loop is not None and self._async:
-            loop = self._loop
-            loop.hand_over(lambda: loop.loop.create_task(self._handle_async(ticket)))
+            self._loop.hand_over(lambda: self._start_task(ticket))
         else:
             self._runners.submit(lambda: self._handle(ticket))
 
@@ -336,6 +336,12 @@ class Worker:
             self._seal(attempt, prepared, run.outcome)
 
     # --- an async step, as a task on the steps' event loop ---------------------------------
+
+    def _start_task(self, ticket: Ticket) -> None:
+        # The loop keeps only weak references to its tasks: these are held until done.
+        task = asyncio.get_running_loop().create_task(self._handle_async(ticket))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _handle_async(self, ticket: Ticket) -> None:
         attempt = _Attempt(ticket)
