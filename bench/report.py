@@ -20,6 +20,7 @@ WORKER_NAMES = {
     "ours+async": "ours (Python, async step)",
     "ours+metrics": "ours, metrics on",
     "pika": "bare pika ceiling",
+    "pika-async": "bare asyncio ceiling",
     "node": "Node.js sailor 2.7.8",
 }
 
@@ -277,7 +278,7 @@ def _case_ratios(groups: dict[tuple[str, str], list[Any]], case: str, variant: s
         lines.append(
             f"- {label}, metrics on ÷ off: throughput × {metered_rate:.2f}, CPU × {cpu:.2f}"
         )
-    for other in ("node", "pika"):
+    for other in ("node", "pika", "pika-async"):
         theirs = groups.get((case, other))
         if not theirs:
             continue

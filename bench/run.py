@@ -103,7 +103,7 @@ class Result:
 
 def cases(quick: bool) -> list[Case]:
     small, large = (1500, 300) if quick else (6000, 1200)
-    api_only = ("ours", "node")
+    api_only = ("ours", "node", "pika-async")
     # API-bound runs last about 6 s each (1.5 s in --quick) at the concurrency limit.
     seconds = 1.5 if quick else 6.0
 
@@ -115,7 +115,7 @@ def cases(quick: bool) -> list[Case]:
 
     def replicas(count: int) -> Case:
         name = f"replicas {count}, 200 B, prefetch 10"
-        return Case(name, 200, 10, "filled", small, replicas=count, only=api_only)
+        return Case(name, 200, 10, "filled", small, replicas=count, only=("ours", "node"))
 
     every = [
         Case("200 B, prefetch 1", 200, 1, "filled", small),
@@ -149,7 +149,8 @@ def slug(name: str) -> str:
 
 
 def kind_of(worker: str) -> str:
-    """ "ours", "pika" or "node": a worker name without its "@DIR" or "+metrics" variant."""
+    """ "ours", "pika", "pika-async" or "node": a worker name without its "@DIR" or "+metrics"
+    variant."""
     return worker.partition("@")[0].split("+")[0]
 
 
@@ -158,6 +159,8 @@ def worker_command(worker: str) -> tuple[list[str], Path]:
         return [sys.executable, "-m", "runtime", "run"], BENCH / "python_component"
     if worker == "pika":
         return [sys.executable, str(BENCH / "ceiling.py")], BENCH
+    if worker == "pika-async":
+        return [sys.executable, str(BENCH / "ceiling_async.py")], BENCH
     return ["node", str(NODE_SAILOR)], BENCH / "node" / "component"
 
 
@@ -253,8 +256,8 @@ class RssSampler:
         while not self.stop.wait(0.25):
             try:
                 self.samples.append(sum(proc_usage(pid)[1] for pid in self.pids))
-            except (OSError, StopIteration):
-                return
+            except (OSError, StopIteration, RuntimeError):
+                return  # a worker exited: the run reports it
 
     def growth(self) -> float:
         """MB gained from a quarter into the run to its end (start-up excluded)."""
@@ -413,8 +416,8 @@ def run_once(
             saas.stop()
     _summarise(result, case, collector, spawned)
     _check_api(result, case)
-    if result.lost and not result.error:
-        result.error = stderr.decode(errors="replace")[-500:]
+    if result.lost:
+        result.error = f"{result.error} {stderr.decode(errors='replace')[-500:]}".strip()
     return result
 
 
@@ -508,7 +511,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 run, fewer messages")
-    parser.add_argument("--workers", default="ours,ours+async,pika,node")
+    parser.add_argument("--workers", default="ours,ours+async,pika,pika-async,node")
     parser.add_argument(
         "--cases",
         default="",
