@@ -37,7 +37,7 @@ import requests
 
 from runtime import bounded
 from runtime.auth.credentials import Credentials
-from runtime.auth.environment import ca_bundle, environment_proxies
+from runtime.auth.environment import ca_bundle, environment_proxy
 from runtime.auth.flow import Discard, Failed, Pause, Peek, Refresh, Send, refusal, request_flow
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.retry import RetryBudget
@@ -136,7 +136,7 @@ class AsyncResponse:
             what = f"the answer of {host_of(self.url)}"
             try:
                 async with asyncio.timeout(seconds):
-                    self._content = await _read_all(self._raw, limit, what)
+                    self._content = await _read_all(self._raw, limit, self.url)
             except TimeoutError:
                 self.close()
                 raise bounded.TooSlow(
@@ -388,13 +388,13 @@ class AsyncAuthorizedSession:
 
     async def _send_once(self, attempt: _Attempt, credentials: Credentials) -> AsyncResponse:
         url = attempt.url
+        parts = urlsplit(url)
         headers = {**attempt.headers, **auth_headers(credentials)}
         params = _pairs(attempt.params) + list(auth_query(credentials).items())
         if params:
-            url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
+            url = f"{url}{'&' if parts.query else '?'}{urlencode(params)}"
         data = attempt.body.payload(headers)
-        scheme = urlsplit(url).scheme
-        proxy = environment_proxies(url).get(scheme)
+        proxy = environment_proxy(parts.scheme, parts.netloc)
         try:
             async with asyncio.timeout(attempt.seconds):
                 raw = await self._pool.client().request(
@@ -409,8 +409,7 @@ class AsyncAuthorizedSession:
                 )
                 content = None
                 if not attempt.stream:
-                    what = f"the answer of {host_of(url)}"
-                    content = await _read_all(raw, attempt.max_bytes, what)
+                    content = await _read_all(raw, attempt.max_bytes, url)
         except TimeoutError:
             raise AnswerTooSlow(host_of(url), attempt.seconds) from None
         except bounded.OutOfBounds:
@@ -501,12 +500,13 @@ def _flight(slot: Slot) -> asyncio.Lock:
     return lock
 
 
-async def _read_all(raw: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+async def _read_all(raw: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
     declared = raw.content_length
     if declared is not None and declared > limit:
         raw.close()
         raise bounded.TooLarge(
-            f"{what} is {declared:,} bytes, more than the {limit:,} bytes allowed"
+            f"the answer of {host_of(url)} is {declared:,} bytes,"
+            f" more than the {limit:,} bytes allowed"
         )
     chunks: list[bytes] = []
     size = 0
@@ -514,7 +514,9 @@ async def _read_all(raw: aiohttp.ClientResponse, limit: int, what: str) -> bytes
         size += len(chunk)
         if size > limit:
             raw.close()
-            raise bounded.TooLarge(f"{what} is more than the {limit:,} bytes allowed")
+            raise bounded.TooLarge(
+                f"the answer of {host_of(url)} is more than the {limit:,} bytes allowed"
+            )
         chunks.append(chunk)
     raw.release()
     return b"".join(chunks)

@@ -28,6 +28,12 @@ def environment_proxies(url: str, no_proxy: str | None = None) -> dict[str, str]
     return dict(_lookup(f"{parts.scheme}://{parts.netloc}", no_proxy, values))
 
 
+def environment_proxy(scheme: str, netloc: str) -> str | None:
+    """The one proxy ``requests`` would use for a request to ``scheme://netloc``, if any."""
+    values = tuple(os.environ.get(name) for name in _VARIABLES)
+    return _proxy_of(scheme, netloc, values)
+
+
 def ca_bundle() -> str | None:
     """The CA bundle the environment names, as ``requests`` reads it."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
@@ -38,3 +44,8 @@ def _lookup(
     origin: str, no_proxy: str | None, _values: tuple[str | None, ...]
 ) -> tuple[tuple[str, str], ...]:
     return tuple(get_environ_proxies(origin, no_proxy=no_proxy).items())
+
+
+@functools.lru_cache(maxsize=512)
+def _proxy_of(scheme: str, netloc: str, values: tuple[str | None, ...]) -> str | None:
+    return dict(_lookup(f"{scheme}://{netloc}", None, values)).get(scheme)
