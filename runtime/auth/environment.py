@@ -48,4 +48,4 @@ def _lookup(
 
 @functools.lru_cache(maxsize=512)
 def _proxy_of(scheme: str, netloc: str, values: tuple[str | None, ...]) -> str | None:
-    return dict(_lookup(f"{scheme}://{netloc}", None, values)).get(scheme)
+    return get_environ_proxies(f"{scheme}://{netloc}").get(scheme)

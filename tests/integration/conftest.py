@@ -22,7 +22,7 @@ from runtime.devtools.localplatform import messaging, topology
 from runtime.devtools.localplatform.api_server import PlatformApiServer
 from runtime.devtools.localplatform.flow import FlowSpec
 from runtime.worker.amqp import AdminClient, broker_reachable
-from tests.helpers import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT, wait_for
 
 FLOWSTEPS = FIXTURES / "flowsteps"
 NODE_DIR = ROOT / "bench" / "node"
@@ -325,8 +325,8 @@ class StepHarness:
         """Wait until the step's queue holds no message, delivered or not; with no worker
         left consuming, until none is delivered and unsettled."""
         queue = self.flow.messages_queue
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def settled() -> bool:
             listing = subprocess.run(
                 ["rabbitmqctl", "-q", "list_queues", "--no-table-headers",
                  "name", "messages_ready", "messages_unacknowledged", "consumers"],
@@ -335,12 +335,12 @@ class StepHarness:
             row = next(
                 (r.split("\t") for r in listing.splitlines() if r.split("\t")[0] == queue), None
             )
-            if row is not None:
-                ready, unacked, consumers = (int(v) for v in row[1:4])
-                if unacked == 0 and (ready == 0 or consumers == 0):
-                    return
-            assert time.monotonic() < deadline, f"{queue}: messages still unsettled ({row})"
-            time.sleep(0.05)
+            if row is None:
+                return False
+            ready, unacked, consumers = (int(v) for v in row[1:4])
+            return unacked == 0 and (ready == 0 or consumers == 0)
+
+        wait_for(settled, timeout=timeout, what=f"every message of {queue} settled")
 
     def queued(self) -> int:
         return self.admin.count(self.flow.messages_queue)

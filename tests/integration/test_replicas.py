@@ -22,7 +22,7 @@ from runtime.auth.redis_lock import RedisLock
 from runtime.auth.slots import CredentialCache
 from runtime.devtools.demo.api import DemoApi
 from runtime.devtools.demo.tokens import ProviderSettings
-from tests.helpers import ROOT, demo_credential, demo_oauth
+from tests.helpers import ROOT, demo_credential, demo_oauth, wait_for
 
 ROUNDS = 2
 MESSAGES_PER_REPLICA = 2
@@ -161,10 +161,12 @@ def _kill_the_holder_between_token_call_and_save(step, provider, platform_api, e
     try:
         provider.book.expire_all()
         harness.send({"id": 1})
-        deadline = time.monotonic() + 30
-        while platform_api.state.accounts_waiting < 1:  # its token call is done, its save not
-            assert time.monotonic() < deadline, first.text
-            time.sleep(0.02)
+        # Its token call is done, its save not.
+        wait_for(
+            lambda: platform_api.state.accounts_waiting >= 1,
+            timeout=30,
+            what="the first replica's save of the new keys",
+        )
         platform_api.state.account_gate = None  # only the first save is held, and then lost
         second = harness.start_worker(**env)
         harness.send({"id": 2})
@@ -219,10 +221,7 @@ def test_the_lease_is_renewed_while_a_slow_token_call_runs(provider, redis_url):
     codes: list[int] = []
     holder = threading.Thread(target=lambda: codes.append(first.get("me").status_code))
     holder.start()
-    deadline = time.monotonic() + 10
-    while provider.stats()["token_calls"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: provider.stats()["token_calls"] >= 1, timeout=10, what="the token call")
     codes.append(second.get("me").status_code)  # waits for the lock, then adopts
     holder.join(10)
     assert codes == [200, 200]
