@@ -4,12 +4,14 @@ Hundreds of messages in flight are hundreds of tasks here, not threads. Work com
 other threads with ``hand_over`` (deliveries arrive in bursts: one wake-up of the loop
 serves a whole burst) or ``run`` (a hook, waited for).
 
-A step that blocks the loop (``time.sleep``, a sync HTTP call inside ``async def``) holds
-up every message on it, though not the broker's connections, which live on their own
-thread. The loop beats every ``BEAT`` seconds; a watcher thread notices a beat late by more
-than ``blocked_after`` seconds and logs ``event_loop_blocked`` once, naming the step, the
-lag and where its code is, then ``event_loop_resumed`` with the whole time when it goes on.
-``blocked_for`` lets a liveness probe say the worker needs restarting.
+The worker's broker connections live on this loop too (runtime.worker.amqp.io): a delivery,
+the publishes of its step and their confirms never cross a thread. A step that blocks the
+loop (``time.sleep``, a sync HTTP call inside ``async def``) holds up every message on it;
+the broker's heartbeat guard keeps its connections alive meanwhile. The loop beats every
+``BEAT`` seconds; a watcher thread notices a beat late by more than ``blocked_after``
+seconds and logs ``event_loop_blocked`` once, naming the step, the lag and where its code
+is, then ``event_loop_resumed`` with the whole time when it goes on. ``blocked_for`` lets a
+liveness probe say the worker needs restarting.
 """
 
 from __future__ import annotations
@@ -61,8 +63,15 @@ class StepLoop:
         threading.Thread(target=self._watch, name="steps-loop-watch", daemon=True).start()
         return self
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def hand_over(self, callback: Callable[[], object]) -> None:
-        """Run ``callback`` on the loop soon; from any thread, cheap in bursts."""
+        """Run ``callback`` on the loop: now when called on it, else soon (cheap in bursts)."""
+        if threading.current_thread() is self._thread:
+            callback()
+            return
         self._handed.append(callback)
         with self._scheduling:
             if self._scheduled:

@@ -28,7 +28,7 @@ from runtime.step.component import component_root, load_component
 from runtime.step.event_loop import StepLoop
 from runtime.step.hooks import call_hook
 from runtime.step.loader import load_step
-from runtime.worker.amqp import Broker, PublishRetry, Reconnect
+from runtime.worker.amqp import Broker, OnAsyncioLoop, PublishRetry, Reconnect
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.hooks import run_shutdown, run_startup
 from runtime.worker.loop import Worker, report_startup_error
@@ -76,14 +76,16 @@ def worker_probes(run: _Run) -> Probes:
     def live() -> str | None:
         if not run.broker_started:
             return None  # still starting: alive, not ready
-        if not run.broker.loop_alive():
-            return "the AMQP I/O loop is not turning; restart the worker"
-        steps = run.steps_loop
-        if steps is not None and steps.blocked_for > run.settings.message_timeout:
+        limit = run.settings.message_timeout
+        blocked = run.steps_loop.blocked_for
+        if blocked > limit:
             return (
-                f"a step has blocked the steps' event loop for {steps.blocked_for:.0f} s, "
+                f"a step has blocked the steps' event loop for {blocked:.0f} s, "
                 "longer than a message may take; restart the worker"
             )
+        # The broker shares that loop: a step may hold it up to its time limit.
+        if not run.broker.loop_alive(max_silence=limit + 10):
+            return "the AMQP I/O loop is not turning; restart the worker"
         return None
 
     def ready() -> str | None:
@@ -179,7 +181,9 @@ class _Run:
         self.stop = threading.Event()
         self.fatal: BaseException | None = None
         self.worker: Worker | None = None
-        self.steps_loop: StepLoop | None = None
+        # One event loop for the worker's life: the broker's connections, the tasks of an
+        # async step's messages, and its async hooks.
+        self.steps_loop = StepLoop(step=settings.function)
         self.broker_started = False
         self.cipher = MessageCipher(settings.message_crypto_password, settings.message_crypto_iv)
         self.broker = Broker(
@@ -199,6 +203,7 @@ class _Run:
                 attempts=settings.amqp_publish_retry_attempts,
                 max_delay=settings.amqp_publish_max_retry_delay / 1000,
             ),
+            io=OnAsyncioLoop(self.steps_loop.loop, self.steps_loop.thread),
         )
 
     def _deliver(self, delivery: Delivery) -> None:
@@ -213,9 +218,11 @@ class _Run:
 
     def serve(self) -> int:
         probes = self._serve_probes()
+        self.steps_loop.start()
         try:
             return self._serve()
         finally:
+            self.steps_loop.stop()
             if probes is not None:
                 probes.close()
 
@@ -256,9 +263,6 @@ class _Run:
         state = StepState(self.api.step(settings.flow_id, settings.step_id))
         component = load_component(self.root)
         step = load_step(component, settings.function)
-        # One event loop for the worker's life, when anything of the step is async: its
-        # messages' tasks, and its async hooks.
-        self.steps_loop = StepLoop(step=settings.function).start()
         on_loop = self.steps_loop.run
         if settings.startup_required:
             run_startup(step, state.cfg(), self.api, settings.flow_id, on_loop=on_loop)
@@ -339,8 +343,6 @@ class _Run:
 
     def _stop_steps_loop(self, worker: Worker) -> None:
         steps = self.steps_loop
-        if steps is None:
-            return
         try:
             steps.run(worker.http_pool.close(), timeout=5)
         except Exception as exc:  # noqa: BLE001 - closing connections is a courtesy here

@@ -112,7 +112,8 @@ def test_a_step_that_ignores_its_cancellation_can_emit_nothing_more(step):
 
 def test_a_step_blocking_the_loop_past_the_heartbeat_costs_no_connection_or_message(step, amqp_url):
     # A heartbeat of 2 s: the broker drops a connection silent for about 4 s. The step
-    # blocks the event loop for 6 s; the connections live on a thread of their own.
+    # blocks the event loop, which the connections share, for 6 s: the heartbeat guard's
+    # thread keeps them alive (without it, message 0 comes out twice).
     url = amqp_url + ("&" if "?" in amqp_url else "?") + "heartbeat=2"
     harness = step("asyncBlocking", prefetch=10)
     worker = harness.start_worker(ELASTICIO_AMQP_URI=url)
@@ -129,6 +130,8 @@ def test_a_step_blocking_the_loop_past_the_heartbeat_costs_no_connection_or_mess
     assert harness.empty("message")  # nothing twice
     assert harness.queued() == 0
     assert "connection_lost" not in worker.text
+    kept = worker.wait_for_log("heartbeats_sent_while_blocked")
+    assert kept["frames"] >= 6  # one every 0.5 s (a quarter of the timeout) for about 5 s
     worker.signal()
     assert worker.wait() == 0
 

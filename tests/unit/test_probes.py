@@ -8,13 +8,19 @@ from types import SimpleNamespace
 from runtime.worker.run import worker_probes
 
 
-def run_state(*, started=True, alive=True, consuming=True, publishing=True, worker=True):
-    broker = SimpleNamespace(loop_alive=lambda: alive, consuming=consuming, publishing=publishing)
+def run_state(
+    *, started=True, alive=True, consuming=True, publishing=True, worker=True, blocked=0.0
+):
+    broker = SimpleNamespace(
+        loop_alive=lambda max_silence: alive, consuming=consuming, publishing=publishing
+    )
     return SimpleNamespace(
         broker=broker,
         broker_started=started,
         stop=threading.Event(),
         worker=object() if worker else None,
+        steps_loop=SimpleNamespace(blocked_for=blocked),
+        settings=SimpleNamespace(message_timeout=60.0),
     )
 
 
@@ -22,6 +28,12 @@ def test_a_loop_that_stopped_turning_fails_liveness_only_once_started():
     assert worker_probes(run_state(started=False, alive=False)).live() is None
     problem = worker_probes(run_state(alive=False)).live()
     assert problem == "the AMQP I/O loop is not turning; restart the worker"
+
+
+def test_a_step_blocking_the_loop_fails_liveness_only_past_a_messages_time_limit():
+    assert worker_probes(run_state(blocked=59.0)).live() is None
+    problem = worker_probes(run_state(blocked=61.0)).live()
+    assert problem is not None and "blocked the steps' event loop for 61 s" in problem
 
 
 def test_readiness_names_what_is_missing():

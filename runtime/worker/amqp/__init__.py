@@ -1,19 +1,23 @@
 """The broker: the only package that talks AMQP (pika).
 
-``broker`` drives the two connections on one I/O thread; ``consumer`` is the read side,
-``publishing`` the confirming write side, ``policy`` how hard they try, ``frames`` a send
-optimisation of pika's, ``convert`` the properties, ``admin`` a blocking client for the
-local platform and the tests.
+``broker`` drives the two connections on one I/O loop (``io``: their own thread, or the
+worker's steps loop); ``consumer`` is the read side, ``publishing`` the confirming write
+side, ``policy`` how hard they try, ``heartbeats`` keeps them alive while that loop is
+blocked, ``frames`` a send optimisation of pika's, ``convert`` the properties, ``admin`` a
+blocking client for the local platform and the tests.
 """
 
 from runtime.worker.amqp.admin import AdminClient, broker_reachable
 from runtime.worker.amqp.broker import Broker
 from runtime.worker.amqp.frames import coalescing_applies
+from runtime.worker.amqp.io import OnAsyncioLoop, OwnThread
 from runtime.worker.amqp.policy import PublishRetry, Reconnect
 
 __all__ = [
     "AdminClient",
     "Broker",
+    "OnAsyncioLoop",
+    "OwnThread",
     "PublishRetry",
     "Reconnect",
     "broker_reachable",

@@ -1,12 +1,13 @@
-"""The broker: the worker's two AMQP connections, driven by one I/O thread.
+"""The broker: the worker's two AMQP connections, driven by one I/O loop.
 
 Like the Node.js sailor, a *read* connection consumes the step's queue with
 ``basic.qos(prefetch)`` (``consumer.py``) and a *write* connection in confirm mode publishes
-with ``mandatory`` and watches for returned messages (``publishing.py``). Other threads
-never touch a channel: they hand work to the I/O thread (``publish``, ``call_soon``) and
-wait on a ``Confirmation``. When a connection or channel is lost it is reopened in-process
-with bounded back-off (``policy.py``); a broker that stays away past the deadline ends it
-with ``on_fatal``.
+with ``mandatory`` and watches for returned messages (``publishing.py``). Both live on one
+loop (``io.py``): a thread of their own, or the worker's steps loop. Other threads never
+touch a channel: they hand work to the loop (``publish``, ``call_soon``) and wait on a
+``Confirmation``. When a connection or channel is lost it is reopened in-process with
+bounded back-off (``policy.py``); a broker that stays away past the deadline ends it with
+``on_fatal``. While the loop is blocked, ``heartbeats.py`` keeps both connections alive.
 """
 
 from __future__ import annotations
@@ -18,32 +19,37 @@ import time
 from collections.abc import Callable
 
 import pika
-from pika.adapters.select_connection import IOLoop
+import pika.connection
 
 from runtime.errors import TransportError
 from runtime.log import get_logger
 from runtime.worker.amqp.consumer import Consumer, OnDelivery
-from runtime.worker.amqp.frames import install_coalescing_writes
-from runtime.worker.amqp.link import OnOpen, OnProblem
+from runtime.worker.amqp.frames import install_send_patch
+from runtime.worker.amqp.heartbeats import HeartbeatGuard
+from runtime.worker.amqp.io import Io, OnOpen, OnProblem, OwnThread, Timers
 from runtime.worker.amqp.policy import Outage, PublishRetry, Reconnect, describe
 from runtime.worker.amqp.publishing import Pending, Publishing
 from runtime.worker.transport import Confirmation, Delivery, Properties, Settlement
+
+TICK = 0.25
+"""How often the loop marks itself as turning (``loop_alive``, the heartbeat guard)."""
 
 _log = get_logger("runtime.worker.amqp")
 
 
 class Broker:
-    """The worker's two AMQP connections, driven by one I/O thread.
+    """The worker's two AMQP connections, driven by one I/O loop.
 
     Args:
         url: ``amqp://user:pass@host:port/vhost``.
         queue: the queue to consume (the platform declares it; we declare nothing).
         prefetch: ``basic.qos`` prefetch count.
-        on_delivery: receives each delivery on the I/O thread.
+        on_delivery: receives each delivery on the I/O loop's thread.
         name: connection names are ``{name}-read`` and ``{name}-write``.
         reconnect: back-off and deadline for lost connections.
         on_fatal: called once if the broker stays unreachable past the deadline.
         publish_retry: how publishes the broker refused are sent again.
+        io: the loop the connections live on; by default a thread of their own.
     """
 
     def __init__(
@@ -57,15 +63,16 @@ class Broker:
         reconnect: Reconnect | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
         publish_retry: PublishRetry | None = None,
+        io: Io | None = None,
     ) -> None:
-        install_coalescing_writes()
+        guarded = install_send_patch()
         self._parameters = pika.URLParameters(url)
         self._name = name or socket.gethostname()
         self._reconnect = reconnect or Reconnect()
         self._on_fatal = on_fatal
-        self._loop = IOLoop()
-        self._thread = threading.Thread(target=self._run_loop, name="amqp-io", daemon=True)
+        self._io: Io = io or OwnThread(self._crashed)
         self._closing = False
+        self._closed = threading.Event()
         self._fatal: BaseException | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -79,6 +86,7 @@ class Broker:
         self._drain_scheduled = False
         self._drain_lock = threading.Lock()
         self._last_tick = time.monotonic()
+        self._guard = HeartbeatGuard(self._connections, self._late) if guarded else None
 
     # --- from any thread -----------------------------------------------------------------
 
@@ -89,10 +97,13 @@ class Broker:
             TransportError: the broker is unreachable or refuses the credentials.
         """
         consumer = self._consumer
-        self._thread.start()
-        self._loop.add_callback_threadsafe(self._publishing.connect)
+        self._io.start()
+        self._io.call_threadsafe(self._tick)
+        self._io.call_threadsafe(self._publishing.connect)
         if consumer is not None:
-            self._loop.add_callback_threadsafe(consumer.connect)
+            self._io.call_threadsafe(consumer.connect)
+        if self._guard is not None:
+            self._guard.start()
         self._wait_for(
             lambda: (
                 self._publishing.ready.is_set() and (consumer is None or consumer.ready.is_set())
@@ -110,7 +121,7 @@ class Broker:
         consumer = self._consumer
         if consumer is None:
             raise TransportError("this broker was made without a queue to consume")
-        self._loop.add_callback_threadsafe(consumer.consume)
+        self._io.call_threadsafe(consumer.consume)
         self._wait_for(consumer.consuming.is_set, timeout)
 
     def publish(
@@ -132,21 +143,21 @@ class Broker:
             exchange, routing_key, body, properties, mandatory, Confirmation(),
             time.monotonic() + timeout,
         )  # fmt: skip
-        if self._fatal is not None or self._closing or not self._thread.is_alive():
+        if self._fatal is not None or self._closing or not self._io.alive():
             pending.confirmation.fail(self._fatal or TransportError("the broker is closed"))
             return pending.confirmation
         self._post(pending)
         return pending.confirmation
 
     def call_soon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the I/O thread: now if this is it, else as soon as possible."""
-        if threading.current_thread() is self._thread:
+        """Run ``callback`` on the I/O loop: now if this is its thread, else soon."""
+        if self._io.in_loop():
             callback()
         else:
             self._post(callback)
 
     def settle_here(self, delivery: Delivery, action: Settlement) -> bool:
-        """Settle on the I/O thread; False when the delivery's connection is gone."""
+        """Settle on the I/O loop; False when the delivery's connection is gone."""
         consumer = self._consumer
         return consumer is not None and consumer.settle_here(delivery, action)
 
@@ -156,16 +167,20 @@ class Broker:
         if consumer is None:
             return
         done = threading.Event()
-        self._loop.add_callback_threadsafe(lambda: consumer.cancel(done))
+        self._io.call_threadsafe(lambda: consumer.cancel(done))
         done.wait(timeout)
         consumer.consuming.clear()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Close both connections and stop the I/O thread."""
-        if not self._thread.is_alive():
+        """Close both connections (and stop the I/O thread, when they have their own)."""
+        if self._guard is not None:
+            self._guard.stop()
+        if not self._io.alive():
+            self._io.stop(timeout)
             return
-        self._loop.add_callback_threadsafe(self._close_now)
-        self._thread.join(timeout)
+        self._io.call_threadsafe(self._close_now)
+        self._closed.wait(timeout)
+        self._io.stop(timeout)
 
     @property
     def consuming(self) -> bool:
@@ -177,9 +192,13 @@ class Broker:
         return self._publishing.ready.is_set()
 
     def loop_alive(self, max_silence: float = 10.0) -> bool:
-        """The I/O thread runs and its loop turned within ``max_silence`` seconds."""
+        """The I/O loop's thread runs and the loop turned within ``max_silence`` seconds."""
         quiet = time.monotonic() - self._last_tick
-        return self._thread.is_alive() and self._fatal is None and quiet < max_silence
+        return self._io.alive() and self._fatal is None and quiet < max_silence
+
+    @property
+    def heartbeats_sent_while_blocked(self) -> int:
+        return self._guard.frames_sent if self._guard is not None else 0
 
     def _wait_for(self, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -192,19 +211,22 @@ class Broker:
         raise TransportError(f"the broker did not answer within {timeout:g} s")
 
     def _post(self, item: Pending | Callable[[], None]) -> None:
-        # Many threads post in bursts: one wake-up of the I/O thread serves them all.
+        # Work comes in bursts: one wake-up of the loop serves them all.
         self._mailbox.append(item)
         with self._drain_lock:
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
-        self._loop.add_callback_threadsafe(self._drain)
+        if self._io.in_loop():
+            self._io.call_soon(self._drain)
+        else:
+            self._io.call_threadsafe(self._drain)
 
     # --- what the two sides need (runtime.worker.amqp.link.Link) ---------------------------
 
     @property
-    def loop(self) -> IOLoop:
-        return self._loop
+    def loop(self) -> Timers:
+        return self._io.timers
 
     @property
     def closing(self) -> bool:
@@ -212,41 +234,37 @@ class Broker:
 
     def open(
         self, role: str, on_open: OnOpen, on_failed: OnProblem, on_closed: OnProblem
-    ) -> pika.SelectConnection:
+    ) -> pika.connection.Connection:
         self._parameters.client_properties = {"connection_name": f"{self._name}-{role}"}
-        return pika.SelectConnection(
-            parameters=self._parameters,
-            on_open_callback=on_open,
-            on_open_error_callback=on_failed,
-            on_close_callback=on_closed,
-            custom_ioloop=self._loop,
-        )
+        return self._io.connect(self._parameters, on_open, on_failed, on_closed)
 
     def retry(self, outage: Outage, reason: BaseException, connect: Callable[[], None]) -> None:
         outage.record()
         if outage.since is None or self._too_long(outage.attempts, outage.since, reason):
             return
-        self._loop.call_later(self._reconnect.delay(outage.attempts), connect)
+        self._io.timers.call_later(self._reconnect.delay(outage.attempts), connect)
 
     def start_failed(self, error: TransportError) -> None:
         self._start_error = error
 
-    # --- on the I/O thread -----------------------------------------------------------------
+    # --- on the I/O loop's thread ---------------------------------------------------------
 
     def _tick(self) -> None:
         # A heartbeat of the loop itself: a loop stuck in a callback stops ticking.
         self._last_tick = time.monotonic()
-        self._loop.call_later(1.0, self._tick)
+        if not self._closed.is_set():
+            self._io.timers.call_later(TICK, self._tick)
 
-    def _run_loop(self) -> None:
-        self._loop.add_callback_threadsafe(self._tick)
-        try:
-            self._loop.start()
-        except Exception as exc:  # noqa: BLE001 - the loop must not die silently
-            _log.exception("amqp_loop_failed")
-            self._give_up(TransportError(f"the AMQP I/O loop failed: {exc}"))
-        finally:
-            self._loop.close()
+    def _late(self) -> float:
+        return time.monotonic() - self._last_tick - TICK
+
+    def _connections(self) -> list[pika.connection.Connection | None]:
+        consumer = self._consumer
+        return [self._publishing.connection, consumer.connection if consumer else None]
+
+    def _crashed(self, error: BaseException) -> None:
+        _log.error("amqp_loop_failed", error=repr(error)[:500])
+        self._give_up(TransportError(f"the AMQP I/O loop failed: {error}"))
 
     def _drain(self) -> None:
         with self._drain_lock:
@@ -293,11 +311,11 @@ class Broker:
         if self._consumer is not None:
             self._consumer.close()
         self._publishing.close()
-        self._loop.call_later(0.2, self._stop_when_closed)
+        self._io.timers.call_later(0.2, self._stop_when_closed)
 
     def _stop_when_closed(self) -> None:
         consumer_open = self._consumer is not None and not self._consumer.closed
         if consumer_open or not self._publishing.closed:
-            self._loop.call_later(0.05, self._stop_when_closed)
+            self._io.timers.call_later(0.05, self._stop_when_closed)
         else:
-            self._loop.stop()
+            self._closed.set()

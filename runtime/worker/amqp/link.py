@@ -1,29 +1,26 @@
 """What each side of the broker (consuming, publishing) needs of the broker that owns them:
-the I/O loop they run on, a way to open their connection, and the reconnect decision."""
+the timers of the loop they run on, a way to open their connection, and the reconnect
+decision."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Protocol
 
-import pika
 import pika.connection
-from pika.adapters.select_connection import IOLoop
 
 from runtime import metrics
 from runtime.errors import TransportError
 from runtime.log import get_logger
+from runtime.worker.amqp.io import OnOpen, OnProblem, Timers
 from runtime.worker.amqp.policy import Outage
 
 _log = get_logger("runtime.worker.amqp")
 
-OnOpen = Callable[[pika.connection.Connection], None]
-OnProblem = Callable[[pika.connection.Connection, BaseException], None]
-
 
 class Link(Protocol):
     @property
-    def loop(self) -> IOLoop:
+    def loop(self) -> Timers:
         """The I/O loop every callback of the connection runs on."""
         ...
 
@@ -34,7 +31,7 @@ class Link(Protocol):
 
     def open(
         self, role: str, on_open: OnOpen, on_failed: OnProblem, on_closed: OnProblem
-    ) -> pika.SelectConnection:
+    ) -> pika.connection.Connection:
         """Open a connection named after ``role`` on the broker's loop."""
         ...
 
@@ -54,7 +51,7 @@ class Side:
 
     def __init__(self, link: Link) -> None:
         self._link = link
-        self._connection: pika.SelectConnection | None = None
+        self._connection: pika.connection.Connection | None = None
         self._outage = Outage()
         self._lost = False
 
@@ -69,6 +66,10 @@ class Side:
             self._lost = False
             metrics.reconnected(self.role)
         self._on_open(connection)
+
+    @property
+    def connection(self) -> pika.connection.Connection | None:
+        return self._connection
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
