@@ -4,8 +4,8 @@ Hundreds of messages in flight are hundreds of tasks here, not threads. Work com
 other threads with ``hand_over`` (deliveries arrive in bursts: one wake-up of the loop
 serves a whole burst) or ``run`` (a hook, waited for).
 
-The worker's broker connections live on this loop too (runtime.worker.amqp.io): a delivery,
-the publishes of its step and their confirms never cross a thread. A step that blocks the
+An async step's broker connections live on this loop too (runtime.worker.amqp.io): a
+delivery, the publishes of its step and their confirms never cross a thread. A step that blocks the
 loop (``time.sleep``, a sync HTTP call inside ``async def``) holds up every message on it;
 the broker's heartbeat guard keeps its connections alive meanwhile. The loop beats every
 ``BEAT`` seconds; a watcher thread notices a beat late by more than ``blocked_after``

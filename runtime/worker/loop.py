@@ -13,10 +13,10 @@ every event it produced was confirmed.
 Where a step runs depends on what its author wrote: a sync ``process`` on a runner thread
 (stopped past its time limit by an exception raised in that thread), an ``async def`` one
 as a task on the worker's one event loop (runtime.step.event_loop; stopped by
-cancellation). The broker's connections live on that loop too, so an async step's
-delivery, publishes and confirms never cross a thread; a step that blocks the loop delays
-the steps and their settling, but the broker's heartbeat guard keeps the connections alive
-and nothing is lost or run twice.
+cancellation). An async step's broker connections live on that loop too (a sync step's
+keep their own thread), so its delivery, publishes and confirms never cross a thread; a
+step that blocks the loop delays the steps and their settling, but the broker's heartbeat
+guard keeps the connections alive and nothing is lost or run twice.
 
 Whatever fails on the way (a bug of ours, a parser running out of stack, an exception in
 a callback) ends in one last-resort path: logged, an ``error`` event when the message could

@@ -28,6 +28,7 @@ from runtime.step.component import component_root, load_component
 from runtime.step.event_loop import StepLoop
 from runtime.step.hooks import call_hook
 from runtime.step.loader import load_step
+from runtime.step.run_state import is_async
 from runtime.worker.amqp import Broker, OnAsyncioLoop, PublishRetry, Reconnect
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.hooks import run_shutdown, run_startup
@@ -83,8 +84,9 @@ def worker_probes(run: _Run) -> Probes:
                 f"a step has blocked the steps' event loop for {blocked:.0f} s, "
                 "longer than a message may take; restart the worker"
             )
-        # The broker shares that loop: a step may hold it up to its time limit.
-        if not run.broker.loop_alive(max_silence=limit + 10):
+        # A broker sharing that loop may be held up by a step, up to its time limit.
+        silence = limit + 10 if run.broker_on_steps_loop else 10.0
+        if not run.broker.loop_alive(max_silence=silence):
             return "the AMQP I/O loop is not turning; restart the worker"
         return None
 
@@ -143,6 +145,15 @@ def _shutdown_hook(settings: Settings, api: PlatformApi, root: Path) -> int:
     return EXIT_OK
 
 
+def step_is_async(root: Path, function: str) -> bool:
+    """Whether the step to run is ``async def``. One that cannot be loaded counts as sync:
+    loading it again once connected reports why, as the platform expects."""
+    try:
+        return is_async(load_step(load_component(root), function).process)
+    except Exception:  # noqa: BLE001 - reported by the real load, after connecting
+        return False
+
+
 def credential_lock(settings: Settings) -> CredentialLock:
     """The lock replicas refresh shared credentials under; says once how they coordinate."""
     lock = lock_from_url(
@@ -181,9 +192,12 @@ class _Run:
         self.stop = threading.Event()
         self.fatal: BaseException | None = None
         self.worker: Worker | None = None
-        # One event loop for the worker's life: the broker's connections, the tasks of an
-        # async step's messages, and its async hooks.
+        # One event loop for the worker's life: the tasks of an async step's messages and
+        # async hooks. An async step's broker connections live on it too (measured: a
+        # delivery, its publishes and confirms then never cross a thread); a sync step's
+        # keep a thread of their own, as its messages run on threads anyway.
         self.steps_loop = StepLoop(step=settings.function)
+        self.broker_on_steps_loop = step_is_async(root, settings.function)
         self.broker_started = False
         self.cipher = MessageCipher(settings.message_crypto_password, settings.message_crypto_iv)
         self.broker = Broker(
@@ -203,7 +217,11 @@ class _Run:
                 attempts=settings.amqp_publish_retry_attempts,
                 max_delay=settings.amqp_publish_max_retry_delay / 1000,
             ),
-            io=OnAsyncioLoop(self.steps_loop.loop, self.steps_loop.thread),
+            io=(
+                OnAsyncioLoop(self.steps_loop.loop, self.steps_loop.thread)
+                if self.broker_on_steps_loop
+                else None
+            ),
         )
 
     def _deliver(self, delivery: Delivery) -> None:
@@ -255,7 +273,11 @@ class _Run:
             self._report(exc)
             _log.error("startup_failed", error=str(exc))
             return EXIT_FAILED
-        _log.info("worker_ready", startup_seconds=round(time.monotonic() - self.started, 3))
+        _log.info(
+            "worker_ready",
+            startup_seconds=round(time.monotonic() - self.started, 3),
+            amqp_io="steps-loop" if self.broker_on_steps_loop else "own-thread",
+        )
         return self._wait_and_stop()
 
     def _prepare(self) -> None:

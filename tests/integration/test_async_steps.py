@@ -129,7 +129,7 @@ def test_a_step_blocking_the_loop_past_the_heartbeat_costs_no_connection_or_mess
     assert resumed["blocked"] >= 5
     assert harness.empty("message")  # nothing twice
     assert harness.queued() == 0
-    assert "connection_lost" not in worker.text
+    assert "connection_lost" not in worker.text, worker.text
     kept = worker.wait_for_log("heartbeats_sent_while_blocked")
     assert kept["frames"] >= 6  # one every 0.5 s (a quarter of the timeout) for about 5 s
     worker.signal()
@@ -138,8 +138,11 @@ def test_a_step_blocking_the_loop_past_the_heartbeat_costs_no_connection_or_mess
 
 def test_sync_and_async_steps_of_one_component_each_run_their_way(step):
     sync, asynchronous = step("work"), step("asyncWork")
-    sync.start_worker()
-    asynchronous.start_worker()
+    sync_worker = sync.start_worker()
+    async_worker = asynchronous.start_worker()
+    # An async step's connections share its event loop; a sync step's keep their thread.
+    assert sync_worker.wait_for_log("worker_ready")["amqp_io"] == "own-thread"
+    assert async_worker.wait_for_log("worker_ready")["amqp_io"] == "steps-loop"
     sync.send({"n": "sync"})
     asynchronous.send({"n": "async"})
     assert sync.take("message")[0]["payload"]["body"] == {"n": "sync"}

@@ -21,6 +21,7 @@ def run_state(
         worker=object() if worker else None,
         steps_loop=SimpleNamespace(blocked_for=blocked),
         settings=SimpleNamespace(message_timeout=60.0),
+        broker_on_steps_loop=True,
     )
 
 

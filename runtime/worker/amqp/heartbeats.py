@@ -4,9 +4,10 @@ When the connections share the steps' event loop, an async step that blocks it
 (``time.sleep``, a sync HTTP call inside ``async def``) also stops pika's heartbeat timer,
 and the broker drops a connection it has not heard from for about its heartbeat timeout:
 every unacked delivery would be redelivered, and run twice. This guard's thread notices the
-loop is late and writes the 8-byte heartbeat frame itself, on each plaintext connection
-whose send queue is empty, under ``SEND_LOCK``, which every send of pika's also takes: a
-frame is never written into the middle of another. Nothing else crosses threads: deliveries
+loop is late and writes the 8-byte heartbeat frame itself on each plaintext connection,
+under ``SEND_LOCK``, which every change to pika's send queue also takes, and never while a
+frame is partly sent (``MID_FRAME``: then it sends that frame's rest instead). Frames pika
+queued but has not started wait behind the heartbeat. Nothing else crosses threads: deliveries
 and confirms wait in the socket until the loop turns again, and are then handled in order.
 
 Over TLS the frame cannot be slipped in beside the TLS session's own writes, so the guard
@@ -26,7 +27,7 @@ import pika.frame
 from pika.adapters.utils import io_services_utils
 
 from runtime.log import get_logger
-from runtime.worker.amqp.frames import SEND_LOCK
+from runtime.worker.amqp.frames import MID_FRAME, SEND_LOCK
 
 FRAME = pika.frame.Heartbeat().marshal()
 LATE_AFTER = 0.5
@@ -100,11 +101,17 @@ class HeartbeatGuard:
 
 
 def send_heartbeat(transport: io_services_utils._AsyncPlaintextTransport) -> bool:
-    """Write one heartbeat frame if pika has nothing queued to send; True if it went out."""
+    """Send something the broker counts as traffic; True if bytes went out.
+
+    Where pika left a frame partly sent, that frame goes on (its rest is all that may come
+    next); otherwise a heartbeat frame goes out ahead of whatever pika has queued, none of
+    which has started."""
     with SEND_LOCK:
-        if transport._tx_buffers or transport._state != transport._STATE_ACTIVE:
-            return False  # pika's next send goes out first; part of a frame may be on the wire
+        if transport._state != transport._STATE_ACTIVE:
+            return False
         sock: socket.socket = transport._sock
+        if getattr(transport, MID_FRAME, False) and transport._tx_buffers:
+            return _send_rest_of_frame(transport, sock)
         try:
             sent = sock.send(FRAME)
         except (BlockingIOError, InterruptedError):
@@ -126,3 +133,26 @@ def send_heartbeat(transport: io_services_utils._AsyncPlaintextTransport) -> boo
             except OSError:
                 return False
         return True
+
+
+def _send_rest_of_frame(
+    transport: io_services_utils._AsyncPlaintextTransport, sock: socket.socket
+) -> bool:
+    """Send what the kernel takes of the queue's head, keeping pika's bookkeeping."""
+    buffers = transport._tx_buffers
+    head = buffers[0]
+    try:
+        sent = sock.send(head)
+    except (BlockingIOError, InterruptedError, OSError):
+        return False
+    buffers.popleft()
+    transport._tx_buffered_byte_count -= sent
+    if sent < len(head):
+        buffers.appendleft(head[sent:])
+        return sent > 0
+    setattr(transport, MID_FRAME, False)
+    if not buffers:
+        # pika's write watcher is on and expects something queued when the loop turns.
+        buffers.append(FRAME)
+        transport._tx_buffered_byte_count += len(FRAME)
+    return True
