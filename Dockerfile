@@ -13,7 +13,7 @@ WORKDIR /app
 # Dependencies first, from the pins, so code changes do not reinstall them.
 COPY pyproject.toml constraints.txt README.md ./
 COPY runtime/__init__.py runtime/__init__.py
-RUN pip install -c constraints.txt pika requests aiohttp pydantic structlog cryptography redis orjson prometheus-client jsonata-python xmltodict \
+RUN pip install -c constraints.txt pika requests aiohttp pydantic structlog cryptography redis orjson prometheus-client jsonata-python xmltodict arrow \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin worker \
     && mkdir -p /data && chown worker /data
 

@@ -3,7 +3,7 @@
 An expression sees the whole message as its input (``body``, ``headers``, ``passthrough``,
 ``attachments``), so ``"https://api.x.com/users/" & body.id`` or ``$count(body.items)``.
 ``$getPassthrough()`` and ``$getFlowVariables()`` are there too, as in the platform's own
-components.
+components, and ``$moment()``, the platform's Moment.js extension (lib/moment.py).
 
 Each evaluation gets its own time and depth budget: ``jsonata-python``'s built-in bounds
 start counting when the expression is compiled and are shared by every thread using it, so
@@ -20,6 +20,7 @@ from typing import Any
 from jsonata import Jsonata  # type: ignore[import-untyped]
 from jsonata.jexception import JException  # type: ignore[import-untyped]
 
+from lib.moment import as_json, moment_function
 from runtime import InvalidInput
 
 TIME_LIMIT_MS = 2000
@@ -28,6 +29,7 @@ DEPTH_LIMIT = 400
 """Nested evaluations; what a hand-written mapping needs is a few dozen."""
 CACHE_SIZE = 512
 _SHOWN = 120
+_MOMENT = moment_function()
 
 
 class ExpressionError(InvalidInput):
@@ -49,6 +51,7 @@ class Expression:
         # The input is a decoded JSON message, valid by construction; the library's check
         # walks all of it on every evaluation (10 ms for a body of 2,000 rows).
         self._compiled.set_validate_input(False)
+        self._moments = "$moment" in text
 
     def evaluate(
         self,
@@ -62,12 +65,14 @@ class Expression:
             "__evaluate_exit": budget.leave,
             "getPassthrough": Jsonata.JLambda(lambda: passthrough),
             "getFlowVariables": Jsonata.JLambda(lambda: dict(flow_variables or {})),
+            "moment": _MOMENT,
         }
         # $now(), $millis() and higher-order functions read the expression evaluating on
         # this thread from a thread-local the compiling thread set.
         Jsonata.CURRENT.jsonata = self._compiled
         try:
-            return self._compiled.evaluate(data, bindings)
+            result = self._compiled.evaluate(data, bindings)
+            return as_json(result) if self._moments else result
         except JException as exc:
             raise ExpressionError(self._describe("failed", exc)) from None
         except RecursionError:
@@ -82,13 +87,7 @@ class Expression:
 
     def _describe(self, what: str, exc: JException) -> str:
         where = f" at character {exc.location}" if exc.location and exc.location > 0 else ""
-        hint = ""
-        if "$moment" in self.text:
-            hint = (
-                "; $moment() is the platform's Moment.js extension, not JSONata: use $now(), "
-                "$fromMillis() or $toMillis()"
-            )
-        return str(self._error(f"{what}{where}: {_reason(exc)} ({exc.error}){hint}"))
+        return str(self._error(f"{what}{where}: {_reason(exc)} ({exc.error})"))
 
 
 class _Budget:

@@ -138,10 +138,15 @@ def _number(
     except (TypeError, ValueError):
         value = float("nan")
     if not low <= value <= high:
-        upper = "" if high == float("inf") else f" and {high:g}"
-        between = f"between {low:g}{upper}" if upper else f"at least {low:g}"
+        upper = "" if high == float("inf") else f" and {_plain(high)}"
+        between = f"between {_plain(low)}{upper}" if upper else f"at least {_plain(low)}"
         raise InvalidInput(f"field {name!r} is {raw!r}; it must be a number {between}")
     return value
+
+
+def _plain(number: float) -> str:
+    """20,971,520 rather than 2.09715e+07."""
+    return f"{int(number):,}" if number == int(number) else f"{number:,}"
 
 
 def _flag(value: Any) -> bool:

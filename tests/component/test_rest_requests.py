@@ -79,6 +79,20 @@ def test_plain_text_and_jsonata_fields_mix_in_one_step(demo_api):
     assert got["body"] == {"total": 2}
 
 
+def test_moment_dates_in_a_request_as_flows_from_the_platform_write_them(demo_api):
+    cfg = {
+        **oauth(demo_api),
+        "method": "POST",
+        "url": '"/echo?since=" & $moment(body.due).subtract(1, "month").format("YYYY-MM-DD")',
+        "urlMode": "jsonata",
+        "body": '{"due": $moment(body.due), "late": $moment(body.due).isBefore("2024-04-01")}',
+        "bodyMode": "jsonata",
+    }
+    got = echoed(call(cfg, {"body": {"due": "2024-03-31T10:00:00Z"}}))
+    assert got["query"] == {"since": "2024-02-29"}
+    assert got["body"] == {"due": "2024-03-31T10:00:00.000Z", "late": True}
+
+
 def test_flow_variables_and_passthrough_functions(demo_api):
     cfg = {
         **oauth(demo_api),
@@ -215,7 +229,8 @@ def test_one_expression_serves_many_threads_at_once():
     [
         ("($f := function($x){ $f($x + 1) }; $f(0))", "ran longer than"),
         ("($f := function($x){ 1 + $f($x + 1) }; $f(0))", "recursed too deeply"),
-        ('$moment().format("YYYY")', "use $now(), $fromMillis() or $toMillis()"),
+        ('$moment().format("w")', "depends on a locale"),
+        ('$moment().add(1, "fortnights")', "is not a unit"),
     ],
 )
 def test_runaway_and_unknown_expressions_fail_clearly(demo_api, expression, said):
