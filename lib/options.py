@@ -4,6 +4,7 @@ Names and defaults are those of the platform's REST API component, so configurat
 over: ``requestTimeoutPeriod`` (ms, default 100 000), ``maxRedirects`` (default 5, 0 = do
 not follow), ``maxContentLength`` (default 20 MB, 100 MB with ``downloadAsAttachment``),
 ``maxBodyLength``, ``delay`` (ms between calls), ``maxRetries`` (at most 10),
+``connectionRetries`` (ours: retries of a connection that failed, default 2),
 ``errorPolicy``, ``errorCodes``, ``ignoreErrorCodes``, ``responseEncoding``,
 ``noStrictSSL``, ``uploadFile``, ``downloadAsAttachment``. A value out of range is an error
 naming the field and the range.
@@ -26,6 +27,9 @@ MAX_REDIRECTS = 10
 RESPONSE_LIMIT = 20 * MB
 ATTACHMENT_LIMIT = 100 * MB
 MAX_RETRIES = 10
+CONNECTION_RETRIES = 2
+"""A refused connection (or a name that does not resolve) is tried again this often by
+default: a flow rarely wants to wait minutes on an API that is not there."""
 DEFAULT_ERROR_CODES = "408, 423, 429, 500-599"
 POLICIES = ("byComponent", "rebound", "throwError", "emit")
 ENCODINGS = ("utf8", "base64")
@@ -41,6 +45,7 @@ class Options:
     request_limit: int | None
     delay: float
     max_retries: int
+    connection_retries: int
     policy: str
     policy_codes: frozenset[int]
     emit_codes: frozenset[int]
@@ -87,6 +92,9 @@ def options_from(cfg: Mapping[str, Any], *, oauth2: bool = False) -> Options:
         ),
         delay=_number(cfg, "delay", 0, MAX_WAIT_MS, 0) / 1000,
         max_retries=int(_number(cfg, "maxRetries", 0, MAX_RETRIES, MAX_RETRIES)),
+        connection_retries=int(
+            _number(cfg, "connectionRetries", 0, MAX_RETRIES, CONNECTION_RETRIES)
+        ),
         policy=policy,
         policy_codes=codes(cfg, "errorCodes", DEFAULT_ERROR_CODES, oauth2=oauth2),
         emit_codes=codes(cfg, "ignoreErrorCodes", "", oauth2=oauth2),

@@ -5,8 +5,9 @@ The action ``httpRequest`` and the polling trigger ``httpRequestTrigger`` both r
 
 Error policy (for the status codes in ``errorCodes``, and for timeouts and failures to
 connect): ``byComponent`` retries up to ``maxRetries`` times, waiting what ``Retry-After``
-asks or 1, 2, 4... seconds; ``rebound`` sends the message back to the queue for later;
-``throwError`` fails at once; ``emit`` emits the response as data. Codes in
+asks or 1, 2, 4... seconds (a connection refused, or a name that does not resolve, only
+``connectionRetries`` times: 2 by default); ``rebound`` sends the message back to the queue
+for later; ``throwError`` fails at once; ``emit`` emits the response as data. Codes in
 ``ignoreErrorCodes`` are emitted as data first, whatever the policy; other non-2xx answers
 are errors (or data with ``passNonSuccess``). A 401 is never the policy's business: the
 credential's token is refreshed once and the request sent again.
@@ -140,11 +141,11 @@ async def _send(
 ) -> AsyncResponse | None:
     session = ctx.http
     session.retries = 0  # the error policy below is the only retrying
-    attempt = 0
+    attempt = reconnects = 0
     while True:
         await _wait_turn(ctx, options.delay)
         try:
-            response, problem = await _attempt(session, method, request, options)
+            response, problem, unreachable = await _attempt(session, method, request, options)
         except AuthError as exc:
             if options.policy == "rebound" and getattr(exc, "retryable", False):
                 await ctx.emit("rebound", exc)
@@ -155,6 +156,19 @@ async def _send(
         if options.policy == "rebound":
             await ctx.emit("rebound", f"{problem}; trying again later")
             return None
+        if unreachable:
+            if reconnects >= options.connection_retries:
+                tries = "once" if reconnects == 0 else f"after {reconnects} retries"
+                raise PolicyFailure(
+                    f"{problem} (gave up {tries}; 'connectionRetries' up to 10 keeps trying longer)"
+                )
+            reconnects += 1
+            wait = min(MAX_BACKOFF, 2.0 ** (reconnects - 1))
+            ctx.log.warning(
+                "http_retry", attempt=reconnects, of=options.connection_retries, wait_s=wait
+            )
+            await asyncio.sleep(wait)
+            continue
         if attempt >= options.max_retries:
             tries = "once" if attempt == 0 else f"after {attempt} retries"
             raise PolicyFailure(f"{problem} (gave up {tries})")
@@ -167,9 +181,10 @@ async def _send(
 
 async def _attempt(
     session: AsyncAuthorizedSession, method: str, request: dict[str, Any], options: Options
-) -> tuple[AsyncResponse | None, str | None]:
+) -> tuple[AsyncResponse | None, str | None, bool]:
     """One try: the response to emit and no problem, or what went wrong under the policy
-    (with the closed response, for its Retry-After). Failures outside the policy raise."""
+    (with the closed response, for its Retry-After), and whether the API could not be
+    connected to at all (refused, unknown name). Failures outside the policy raise."""
     try:
         response = await session.request(
             method,
@@ -210,17 +225,18 @@ async def _attempt(
         unreachable = f"{method} {where(request['url'])}: {describe_failure(exc)}"
         if options.policy in ("throwError", "emit"):
             raise PolicyFailure(unreachable) from None
-        return None, unreachable
+        # A timeout (connecting or answering) is the policy's; a refusal has its own budget.
+        return None, unreachable, not isinstance(exc, requests.Timeout)
     status = response.status_code
     if response.ok or (300 <= status < 400 and options.max_redirects == 0):
-        return response, None
+        return response, None, False
     if status in options.emit_codes or options.pass_non_success:
-        return response, None
+        return response, None, False
     if status in options.policy_codes and options.policy == "emit":
-        return response, None
+        return response, None, False
     if status not in options.policy_codes or options.policy == "throwError":
         raise await _failure(response)
-    return response, str(await _failure(response))
+    return response, str(await _failure(response)), False
 
 
 async def _failure(response: AsyncResponse) -> HttpStatusError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import socket
 
 import pytest
 
@@ -137,3 +138,31 @@ def test_delay_spaces_the_steps_calls(server):
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(gaps) == 2
     assert min(gaps) >= 0.38
+
+
+@pytest.fixture
+def refusing_port():
+    """A port bound on 127.0.0.1 that nothing listens on: every connection is refused."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
+
+
+def test_a_refused_connection_gets_a_short_budget_not_max_retries(refusing_port):
+    events = call({"url": f"http://127.0.0.1:{refusing_port}/records"})
+    assert kinds(events) == ["error", "end"]
+    message = events[0].payload["message"]
+    assert f"127.0.0.1:{refusing_port}" in message
+    assert "gave up after 2 retries" in message  # not the 10 of maxRetries
+    assert "'connectionRetries' up to 10" in message
+
+
+def test_connection_retries_can_be_none(refusing_port):
+    events = call({"url": f"http://127.0.0.1:{refusing_port}/", "connectionRetries": "0"})
+    assert kinds(events) == ["error", "end"]
+    assert "gave up once" in events[0].payload["message"]
+
+
+def test_a_refused_connection_under_rebound_is_rebounded_at_once(refusing_port):
+    events = call({"url": f"http://127.0.0.1:{refusing_port}/", "errorPolicy": "rebound"})
+    assert kinds(events) == ["rebound", "end"]
