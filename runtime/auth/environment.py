@@ -31,7 +31,8 @@ def environment_proxies(url: str, no_proxy: str | None = None) -> dict[str, str]
 def environment_proxy(scheme: str, netloc: str) -> str | None:
     """The one proxy ``requests`` would use for a request to ``scheme://netloc``, if any."""
     values = tuple(os.environ.get(name) for name in _VARIABLES)
-    return _proxy_of(scheme, netloc, values)
+    found = _lookup(f"{scheme}://{netloc}", None, values)
+    return next((proxy for key, proxy in found if key == scheme), None)
 
 
 def ca_bundle() -> str | None:
@@ -44,8 +45,3 @@ def _lookup(
     origin: str, no_proxy: str | None, _values: tuple[str | None, ...]
 ) -> tuple[tuple[str, str], ...]:
     return tuple(get_environ_proxies(origin, no_proxy=no_proxy).items())
-
-
-@functools.lru_cache(maxsize=512)
-def _proxy_of(scheme: str, netloc: str, values: tuple[str | None, ...]) -> str | None:
-    return get_environ_proxies(f"{scheme}://{netloc}").get(scheme)

@@ -5,13 +5,13 @@ other threads with ``hand_over`` (deliveries arrive in bursts: one wake-up of th
 serves a whole burst) or ``run`` (a hook, waited for).
 
 An async step's broker connections live on this loop too (runtime.worker.amqp.io): a
-delivery, the publishes of its step and their confirms never cross a thread. A step that blocks the
-loop (``time.sleep``, a sync HTTP call inside ``async def``) holds up every message on it;
-the broker's heartbeat guard keeps its connections alive meanwhile. The loop beats every
-``BEAT`` seconds; a watcher thread notices a beat late by more than ``blocked_after``
-seconds and logs ``event_loop_blocked`` once, naming the step, the lag and where its code
-is, then ``event_loop_resumed`` with the whole time when it goes on. ``blocked_for`` lets a
-liveness probe say the worker needs restarting.
+delivery, the publishes of its step and their confirms never cross a thread. A step that
+blocks the loop (``time.sleep``, a sync HTTP call inside ``async def``) holds up every
+message on it; the broker's heartbeat guard keeps its connections alive meanwhile. The
+loop beats every ``BEAT`` seconds; a watcher thread notices a beat late by more than
+``blocked_after`` seconds and logs ``event_loop_blocked`` once, naming the step, the lag
+and where its code is, then ``event_loop_resumed`` with the whole time when it goes on.
+``blocked_for`` lets a liveness probe say the worker needs restarting.
 """
 
 from __future__ import annotations

@@ -24,10 +24,10 @@ from runtime import log, metrics
 from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
 from runtime.errors import ConfigError, TransportError
 from runtime.platform.api import PlatformApi
-from runtime.step.component import component_root, load_component
+from runtime.step.component import Component, component_root, load_component
 from runtime.step.event_loop import StepLoop
 from runtime.step.hooks import call_hook
-from runtime.step.loader import load_step
+from runtime.step.loader import Step, load_step
 from runtime.step.run_state import is_async
 from runtime.worker.amqp import Broker, OnAsyncioLoop, PublishRetry, Reconnect
 from runtime.worker.crypto import MessageCipher
@@ -145,13 +145,15 @@ def _shutdown_hook(settings: Settings, api: PlatformApi, root: Path) -> int:
     return EXIT_OK
 
 
-def step_is_async(root: Path, function: str) -> bool:
-    """Whether the step to run is ``async def``. One that cannot be loaded counts as sync:
-    loading it again once connected reports why, as the platform expects."""
+def load_early(root: Path, function: str) -> tuple[Component, Step] | None:
+    """The component and the step to run, before connecting (whether the step is async
+    decides where the connections live); None when they cannot be loaded: loading them
+    again once connected reports why, as the platform expects."""
     try:
-        return is_async(load_step(load_component(root), function).process)
+        component = load_component(root)
+        return component, load_step(component, function)
     except Exception:  # noqa: BLE001 - reported by the real load, after connecting
-        return False
+        return None
 
 
 def credential_lock(settings: Settings) -> CredentialLock:
@@ -197,7 +199,8 @@ class _Run:
         # delivery, its publishes and confirms then never cross a thread); a sync step's
         # keep a thread of their own, as its messages run on threads anyway.
         self.steps_loop = StepLoop(step=settings.function)
-        self.broker_on_steps_loop = step_is_async(root, settings.function)
+        self.loaded = load_early(root, settings.function)
+        self.broker_on_steps_loop = self.loaded is not None and is_async(self.loaded[1].process)
         self.broker_started = False
         self.cipher = MessageCipher(settings.message_crypto_password, settings.message_crypto_iv)
         self.broker = Broker(
@@ -283,8 +286,10 @@ class _Run:
     def _prepare(self) -> None:
         settings = self.settings
         state = StepState(self.api.step(settings.flow_id, settings.step_id))
-        component = load_component(self.root)
-        step = load_step(component, settings.function)
+        if self.loaded is None:
+            component = load_component(self.root)
+            self.loaded = component, load_step(component, settings.function)
+        component, step = self.loaded
         on_loop = self.steps_loop.run
         if settings.startup_required:
             run_startup(step, state.cfg(), self.api, settings.flow_id, on_loop=on_loop)

@@ -45,12 +45,15 @@ def test_snake_case_token_response_shape():
             "scope": "read write",
         }
     )
+    after = datetime.now(UTC)
     assert creds.type == "oauth2"
     assert creds.token_type == "Bearer"
     assert creds.scopes == ["read", "write"]
     assert creds.expires_in == 3600
     assert creds.expires_at is not None
-    assert timedelta(seconds=3590) < creds.expires_at - before < timedelta(seconds=3610)
+    # Expiry is counted from when the answer was read: between the clock readings around it.
+    lifetime = timedelta(seconds=3600)
+    assert before + lifetime <= creds.expires_at <= after + lifetime
 
 
 def test_tokens_nested_under_an_oauth_field_as_the_platform_stores_them():

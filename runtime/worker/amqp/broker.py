@@ -196,10 +196,6 @@ class Broker:
         quiet = time.monotonic() - self._last_tick
         return self._io.alive() and self._fatal is None and quiet < max_silence
 
-    @property
-    def heartbeats_sent_while_blocked(self) -> int:
-        return self._guard.frames_sent if self._guard is not None else 0
-
     def _wait_for(self, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import pika
 import pika.connection
@@ -62,18 +62,47 @@ class Io(Protocol):
     ) -> pika.connection.Connection: ...
 
 
-class OwnThread:
-    """pika's select loop on a thread of its own."""
+class _LoopOnThread:
+    """What both kinds share: a loop, the thread that runs it, and pika's adapter for it."""
 
-    def __init__(self, on_crash: Callable[[BaseException], None]) -> None:
-        self._loop = IOLoop()
-        self._timers: Timers = self._loop
-        self._on_crash = on_crash
-        self._thread = threading.Thread(target=self._run, name="amqp-io", daemon=True)
+    _connection_type: type[pika.connection.Connection]
+
+    def __init__(self, loop: Any, thread: threading.Thread) -> None:
+        self._loop = loop
+        self._timers: Timers = loop
+        self._thread = thread
 
     @property
     def timers(self) -> Timers:
         return self._timers
+
+    def in_loop(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def connect(
+        self,
+        parameters: pika.connection.Parameters,
+        on_open: OnOpen,
+        on_failed: OnProblem,
+        on_closed: OnProblem,
+    ) -> pika.connection.Connection:
+        return self._connection_type(
+            parameters=parameters,
+            on_open_callback=on_open,
+            on_open_error_callback=on_failed,
+            on_close_callback=on_closed,
+            custom_ioloop=self._loop,
+        )
+
+
+class OwnThread(_LoopOnThread):
+    """pika's select loop on a thread of its own."""
+
+    _connection_type = pika.SelectConnection
+
+    def __init__(self, on_crash: Callable[[BaseException], None]) -> None:
+        super().__init__(IOLoop(), threading.Thread(target=self._run, name="amqp-io", daemon=True))
+        self._on_crash = on_crash
 
     def start(self) -> None:
         self._thread.start()
@@ -91,26 +120,8 @@ class OwnThread:
     def call_soon(self, callback: Callable[[], None]) -> None:
         self._loop.call_later(0, callback)
 
-    def in_loop(self) -> bool:
-        return threading.current_thread() is self._thread
-
     def alive(self) -> bool:
         return self._thread.is_alive()
-
-    def connect(
-        self,
-        parameters: pika.connection.Parameters,
-        on_open: OnOpen,
-        on_failed: OnProblem,
-        on_closed: OnProblem,
-    ) -> pika.connection.Connection:
-        return pika.SelectConnection(
-            parameters=parameters,
-            on_open_callback=on_open,
-            on_open_error_callback=on_failed,
-            on_close_callback=on_closed,
-            custom_ioloop=self._loop,
-        )
 
     def _run(self) -> None:
         try:
@@ -121,16 +132,11 @@ class OwnThread:
             self._loop.close()
 
 
-class OnAsyncioLoop:
+class OnAsyncioLoop(_LoopOnThread):
     """An asyncio loop that another owner starts, drives and stops (the steps' loop)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-        self._loop = loop
-        self._thread = thread
-
-    @property
-    def timers(self) -> Timers:
-        return self._loop
+    _connection_type = AsyncioConnection
+    _loop: asyncio.AbstractEventLoop
 
     def start(self) -> None:
         if not self._thread.is_alive():
@@ -145,23 +151,5 @@ class OnAsyncioLoop:
     def call_soon(self, callback: Callable[[], None]) -> None:
         self._loop.call_soon(callback)
 
-    def in_loop(self) -> bool:
-        return threading.current_thread() is self._thread
-
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._loop.is_closed()
-
-    def connect(
-        self,
-        parameters: pika.connection.Parameters,
-        on_open: OnOpen,
-        on_failed: OnProblem,
-        on_closed: OnProblem,
-    ) -> pika.connection.Connection:
-        return AsyncioConnection(
-            parameters=parameters,
-            on_open_callback=on_open,
-            on_open_error_callback=on_failed,
-            on_close_callback=on_closed,
-            custom_ioloop=self._loop,
-        )
