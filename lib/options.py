@@ -53,10 +53,13 @@ class Options:
     upload_file: bool
     download_attachment: bool
     pass_non_success: bool
+    redirects_as_data: bool = True
+    """A 3xx answer that is not followed is emitted as data; else it is an error, unless
+    its code is in ``ignoreErrorCodes`` (the platform's current steps)."""
 
 
 def options_from(cfg: Mapping[str, Any], *, oauth2: bool = False) -> Options:
-    attachment = _flag(cfg.get("downloadAsAttachment"))
+    attachment = flag(cfg.get("downloadAsAttachment"))
     response_default = ATTACHMENT_LIMIT if attachment else RESPONSE_LIMIT
     if cfg.get("requestTimeoutPeriod") not in (None, ""):
         timeout = _number(cfg, "requestTimeoutPeriod", 1, MAX_WAIT_MS) / 1000
@@ -73,7 +76,7 @@ def options_from(cfg: Mapping[str, Any], *, oauth2: bool = False) -> Options:
         )
     policy = str(cfg.get("errorPolicy") or "").strip()
     if not policy:
-        policy = "rebound" if _flag(cfg.get("reboundOnRateLimit")) else "byComponent"
+        policy = "rebound" if flag(cfg.get("reboundOnRateLimit")) else "byComponent"
     if policy not in POLICIES:
         raise InvalidInput(f"field 'errorPolicy' is {policy!r}; use one of {', '.join(POLICIES)}")
     encoding = str(cfg.get("responseEncoding") or "utf8").strip().lower().replace("-", "")
@@ -83,7 +86,7 @@ def options_from(cfg: Mapping[str, Any], *, oauth2: bool = False) -> Options:
     return Options(
         timeout=timeout,
         max_redirects=int(_number(cfg, "maxRedirects", 0, MAX_REDIRECTS, DEFAULT_REDIRECTS)),
-        verify_tls=not _flag(cfg.get("noStrictSSL")),
+        verify_tls=not flag(cfg.get("noStrictSSL")),
         response_limit=response_limit,
         request_limit=(
             None
@@ -99,9 +102,9 @@ def options_from(cfg: Mapping[str, Any], *, oauth2: bool = False) -> Options:
         policy_codes=codes(cfg, "errorCodes", DEFAULT_ERROR_CODES, oauth2=oauth2),
         emit_codes=codes(cfg, "ignoreErrorCodes", "", oauth2=oauth2),
         encoding=encoding,
-        upload_file=_flag(cfg.get("uploadFile")),
+        upload_file=flag(cfg.get("uploadFile")),
         download_attachment=attachment,
-        pass_non_success=_flag(cfg.get("passNonSuccess")),
+        pass_non_success=flag(cfg.get("passNonSuccess")),
     )
 
 
@@ -157,5 +160,5 @@ def _plain(number: float) -> str:
     return f"{int(number):,}" if number == int(number) else f"{number:,}"
 
 
-def _flag(value: Any) -> bool:
+def flag(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in ("true", "1", "yes"))

@@ -107,6 +107,9 @@ class Plan:
     body: Value
     content_type: str
     """The body's content type as configured; ``""`` when the step does not say."""
+    reader: bool = False
+    """Written for the platform's REST API component (its ``reader`` object): sent as that
+    component sends it (lib/rest_call.py)."""
 
 
 def plan_for(cfg: Mapping[str, Any]) -> Plan:
@@ -162,12 +165,17 @@ def _from_reader(reader: Mapping[str, Any]) -> Plan:
     if content_type == "application/x-www-form-urlencoded":
         rows = body.get("urlencoded")
     body_value: Value
-    if rows is not None:
+    if rows:  # the request view keeps an empty list for a form without rows
         body_value = _pairs(rows, "reader.body")
     elif isinstance(body.get("raw"), str) and body["raw"].strip():
         body_value = Jsonata(body["raw"], "reader.body.raw", on_body=True)
     else:
         body_value = Absent()
+    if reader.get("method") in (None, ""):
+        # The platform's component refuses it too: a guessed GET could read the wrong thing.
+        raise InvalidInput(
+            f"field 'reader.method' is empty; choose the method ({', '.join(METHODS[:5])})"
+        )
     return Plan(
         method=_method(reader.get("method")),
         url=Jsonata(url, "reader.url", on_body=True),
@@ -175,6 +183,7 @@ def _from_reader(reader: Mapping[str, Any]) -> Plan:
         headers=_pairs(reader.get("headers") or [], "reader.headers"),
         body=body_value,
         content_type=content_type,
+        reader=True,
     )
 
 

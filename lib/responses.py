@@ -63,7 +63,7 @@ async def output(
     data = status_of(response)
     message: dict[str, Any] = {"body": data, "attachments": dict(incoming_attachments)}
     if options.download_attachment:
-        name, entry = await _as_attachment(response, options.response_limit, message_id)
+        name, entry = await store_answer(response, options.response_limit, message_id)
         message["attachments"][name] = entry
         return message
     raw = await read_limited(response, options.response_limit, seconds=options.timeout * 3)
@@ -88,7 +88,7 @@ def parse(response: AsyncResponse, raw: bytes, encoding: str = "utf8") -> tuple[
         except bounded.OutOfBounds:
             pass
     if "xml" in kind:
-        converted = _xml_to_json(raw)
+        converted = parse_xml(raw)
         if converted is not None:
             return converted, ""
     if any(marker in kind for marker in BINARY_MARKERS):
@@ -99,7 +99,8 @@ def parse(response: AsyncResponse, raw: bytes, encoding: str = "utf8") -> tuple[
         return base64.b64encode(raw).decode(), "base64"
 
 
-def _xml_to_json(raw: bytes) -> Any:
+def parse_xml(raw: bytes) -> Any:
+    """XML as JSON (see the module's docstring); None when it is not well-formed."""
     try:
         parsed = xmltodict.parse(raw, disable_entities=True, attr_prefix="@", cdata_key="#text")
     except Exception:  # noqa: BLE001 - not XML after all: the caller gives it as text
@@ -126,9 +127,11 @@ def _reshape(value: Any) -> Any:
     return shaped
 
 
-async def _as_attachment(
+async def store_answer(
     response: AsyncResponse, limit: int, message_id: str
 ) -> tuple[str, dict[str, Any]]:
+    """Stream the answer to attachment storage (reads, closes): its name and its entry in a
+    message's ``attachments`` (url, size, content-type, sourceUrl)."""
     spool = attachments.new_spool()
     kind = response.headers.get("Content-Type") or "application/octet-stream"
     what = answer_of(response)

@@ -16,6 +16,7 @@ credential's token is refreshed once and the request sent again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -42,6 +43,9 @@ MAX_BACKOFF = 60.0
 MAX_RETRY_AFTER = 300.0
 SNIPPET_BYTES = 1024
 
+Encoder = functools.partial[Body]
+"""``lib.bodies.encode`` with the step's upload settings bound: (content type, value)."""
+
 _last_call: dict[str, float] = {}
 _last_call_lock = threading.Lock()
 
@@ -50,32 +54,61 @@ class PolicyFailure(StepError):
     """The API kept failing with a code under the error policy, or could not be reached."""
 
 
+class Unreachable(PolicyFailure):
+    """No answer at all: refused, unknown host, reset, or timed out (``code`` says which,
+    in the words Node.js uses, as the platform's steps report it)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 async def run(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
     """Send the step's request for ``msg`` and emit what it gives (data or rebound)."""
-    credential = ctx.http.credentials
-    options = options_from(cfg, oauth2=credential.type == "oauth2")
-    plan = plan_for(cfg)
+    options = options_from(cfg, oauth2=ctx.http.credentials.type == "oauth2")
+    response = await call(ctx, msg, cfg, plan=plan_for(cfg), options=options)
+    if response is None:
+        return
+    message = await output(response, options, msg.attachments, str(msg.get("id") or ""))
+    await ctx.emit("data", message)
+
+
+async def call(
+    ctx: AsyncContext,
+    msg: Message,
+    cfg: Mapping[str, Any],
+    *,
+    plan: Plan,
+    options: Options,
+    body_on_get: bool = True,
+) -> AsyncResponse | None:
+    """Build the request for ``msg``, send it under the error policy; the response to emit
+    (open: the caller reads and closes it), or None when the message was sent back
+    (``rebound`` emitted). Every step of the connector sends through here.
+
+    Args:
+        body_on_get: a GET of a ``reader`` configuration carries its body (as the platform's
+            current steps send it); False for its older steps, which send none.
+    """
     values = {**scope(msg, dict(cfg)), "flowVariables": dict(ctx.flow_variables)}
-    if options.upload_file:  # reading the files to send blocks: off the event loop
-        request = await asyncio.to_thread(
-            _build, ctx, plan=plan, values=values, msg=msg, cfg=cfg, options=options
-        )
-    else:
-        request = _build(ctx, plan=plan, values=values, msg=msg, cfg=cfg, options=options)
+    build = functools.partial(
+        _build, ctx, plan=plan, values=values, msg=msg, cfg=cfg, options=options,
+        body_on_get=body_on_get,
+    )  # fmt: skip
+    # Reading the files to send blocks: off the event loop.
+    request = await asyncio.to_thread(build) if options.upload_file else build()
     try:
         response = await _send(ctx, plan.method, request, options)
     finally:
         request["body"].close()
-    if response is None:
-        return
-    message = await output(response, options, msg.attachments, str(msg.get("id") or ""))
-    ctx.log.info(
-        "http_response",
-        method=plan.method,
-        status=response.status_code,
-        attachment=options.download_attachment,
-    )
-    await ctx.emit("data", message)
+    if response is not None:
+        ctx.log.info(
+            "http_response",
+            method=plan.method,
+            status=response.status_code,
+            attachment=options.download_attachment,
+        )
+    return response
 
 
 def _build(
@@ -86,6 +119,7 @@ def _build(
     msg: Message,
     cfg: Mapping[str, Any],
     options: Options,
+    body_on_get: bool,
 ) -> dict[str, Any]:
     url = plan.url.value(values)
     if not isinstance(url, str) or not url.strip():
@@ -99,21 +133,16 @@ def _build(
         **tenant_header(ctx, cfg.get("tenantId")),
         **_texts(plan.headers.value(values), "headers"),
     }
-    kind = content_type_of(plan.content_type)
-    body = Body()
-    value = None
-    if plan.method in WITH_BODY:
-        empty = isinstance(plan.body, Absent)
-        from_message = empty and kind in FROM_MESSAGE and plan.method != "DELETE"
-        value = msg.body if from_message else plan.body.value(values)
-    if value is not None:
-        body = encode(
-            kind,
-            value,
-            upload_file=options.upload_file,
-            file_limit=options.request_limit or ATTACHMENT_LIMIT,
-            message_id=str(msg.get("id") or ""),
-        )
+    encoding = functools.partial(
+        encode,
+        upload_file=options.upload_file,
+        file_limit=options.request_limit or ATTACHMENT_LIMIT,
+        message_id=str(msg.get("id") or ""),
+    )
+    if plan.reader:
+        body, query = _reader_body(plan, values, encoding, query, body_on_get=body_on_get)
+    else:
+        body = _body(plan, values, msg, encoding)
     if options.request_limit is not None and body.size > options.request_limit:
         body.close()
         raise InvalidInput(
@@ -136,6 +165,54 @@ def _build(
     return {"url": url, "params": query, "headers": headers, "body": body}
 
 
+def _body(plan: Plan, values: dict[str, Any], msg: Message, encoding: Encoder) -> Body:
+    """The body of this connector's own fields: an empty JSON, form or multipart body field
+    sends the incoming message's body."""
+    if plan.method not in WITH_BODY:
+        return Body()
+    kind = content_type_of(plan.content_type)
+    empty = isinstance(plan.body, Absent)
+    from_message = empty and kind in FROM_MESSAGE and plan.method != "DELETE"
+    value = msg.body if from_message else plan.body.value(values)
+    return Body() if value is None else encoding(kind, value)
+
+
+def _reader_body(
+    plan: Plan,
+    values: dict[str, Any],
+    encoding: Encoder,
+    query: dict[str, Any],
+    *,
+    body_on_get: bool,
+) -> tuple[Body, dict[str, Any]]:
+    """The body of a platform ``reader`` configuration, as the platform's steps send it:
+    only what the configuration holds (never the incoming message), rows of a GET's
+    urlencoded body as its query, a raw text as that text."""
+    if plan.method == "GET" and not body_on_get:
+        return Body(), query
+    value = plan.body.value(values)
+    if value is None:
+        return Body(), query
+    kind = content_type_of(plan.content_type) if plan.content_type else ""
+    if kind == "application/x-www-form-urlencoded" and plan.method == "GET":
+        return Body(), {**query, **{k: _row_text(v) for k, v in value.items()}}
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return encoding(kind, value), query
+    if kind == "application/octet-stream" and encoding.keywords["upload_file"]:
+        return encoding(kind, value), query
+    if isinstance(value, str):
+        return Body(value.encode(), plan.content_type, len(value.encode())), query
+    data = json.dumps(value, ensure_ascii=False).encode()
+    return Body(data, plan.content_type or "application/json", len(data)), query
+
+
+def _row_text(value: Any) -> str:
+    """A form row's value as the platform sends it: objects and lists as JSON."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return _text(value)
+
+
 async def _send(
     ctx: AsyncContext, method: str, request: dict[str, Any], options: Options
 ) -> AsyncResponse | None:
@@ -145,7 +222,7 @@ async def _send(
     while True:
         await _wait_turn(ctx, options.delay)
         try:
-            response, problem, unreachable = await _attempt(session, method, request, options)
+            response, problem, failure = await _attempt(session, method, request, options)
         except AuthError as exc:
             if options.policy == "rebound" and getattr(exc, "retryable", False):
                 await ctx.emit("rebound", exc)
@@ -156,11 +233,13 @@ async def _send(
         if options.policy == "rebound":
             await ctx.emit("rebound", f"{problem}; trying again later")
             return None
-        if unreachable:
+        if failure is not None and failure != "ETIMEDOUT":
             if reconnects >= options.connection_retries:
                 tries = "once" if reconnects == 0 else f"after {reconnects} retries"
-                raise PolicyFailure(
-                    f"{problem} (gave up {tries}; 'connectionRetries' up to 10 keeps trying longer)"
+                raise Unreachable(
+                    f"{problem} (gave up {tries}; 'connectionRetries' up to 10 keeps trying "
+                    "longer)",
+                    failure,
                 )
             reconnects += 1
             wait = min(MAX_BACKOFF, 2.0 ** (reconnects - 1))
@@ -171,6 +250,8 @@ async def _send(
             continue
         if attempt >= options.max_retries:
             tries = "once" if attempt == 0 else f"after {attempt} retries"
+            if failure is not None:
+                raise Unreachable(f"{problem} (gave up {tries})", failure)
             raise PolicyFailure(f"{problem} (gave up {tries})")
         asked = retry_after_seconds(response.headers) if response is not None else None
         wait = min(MAX_BACKOFF, 2.0**attempt) if asked is None else min(asked, MAX_RETRY_AFTER)
@@ -181,10 +262,11 @@ async def _send(
 
 async def _attempt(
     session: AsyncAuthorizedSession, method: str, request: dict[str, Any], options: Options
-) -> tuple[AsyncResponse | None, str | None, bool]:
+) -> tuple[AsyncResponse | None, str | None, str | None]:
     """One try: the response to emit and no problem, or what went wrong under the policy
-    (with the closed response, for its Retry-After), and whether the API could not be
-    connected to at all (refused, unknown name). Failures outside the policy raise."""
+    (with the closed response, for its Retry-After), and, when there was no answer at all,
+    the failure's code (``ECONNREFUSED``, ``ETIMEDOUT``...). Failures outside the policy
+    raise."""
     try:
         response = await session.request(
             method,
@@ -223,20 +305,29 @@ async def _attempt(
         ) from None
     except (requests.Timeout, requests.ConnectionError) as exc:
         unreachable = f"{method} {where(request['url'])}: {describe_failure(exc)}"
+        code = _failure_code(exc)
         if options.policy in ("throwError", "emit"):
-            raise PolicyFailure(unreachable) from None
+            raise Unreachable(unreachable, code) from None
         # A timeout (connecting or answering) is the policy's; a refusal has its own budget.
-        return None, unreachable, not isinstance(exc, requests.Timeout)
+        return None, unreachable, code
     status = response.status_code
-    if response.ok or (300 <= status < 400 and options.max_redirects == 0):
-        return response, None, False
+    if 200 <= status < 300 or (300 <= status < 400 and options.redirects_as_data):
+        return response, None, None
     if status in options.emit_codes or options.pass_non_success:
-        return response, None, False
+        return response, None, None
     if status in options.policy_codes and options.policy == "emit":
-        return response, None, False
+        return response, None, None
     if status not in options.policy_codes or options.policy == "throwError":
         raise await _failure(response)
-    return response, str(await _failure(response)), False
+    return response, str(await _failure(response)), None
+
+
+def _failure_code(error: BaseException) -> str:
+    if isinstance(error, requests.Timeout):
+        return "ETIMEDOUT"
+    return {"connection refused": "ECONNREFUSED", "unknown host": "ENOTFOUND"}.get(
+        describe_failure(error), "ECONNRESET"
+    )
 
 
 async def _failure(response: AsyncResponse) -> HttpStatusError:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runtime.platform.secrets import from_env as secrets_from_env
 from runtime.step.component import Component, component_root, load_component
 from runtime.step.context import HttpFactory
 from runtime.step.events import Event, as_message
@@ -92,7 +93,8 @@ def run_step_outcome(
         as_message({} if msg is None else msg),
         cfg or {},
         snapshot or {},
-        http_factory=http_factory or session_factory(loaded.credential_fields()),
+        http_factory=http_factory
+        or session_factory(loaded.credential_fields(), secrets=secrets_from_env(os.environ)),
         step=name,
     )
     outcome = execute(call, collect, timeout=timeout)

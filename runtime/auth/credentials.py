@@ -91,6 +91,8 @@ class Credentials(BaseModel):
     client_auth_location: ClientAuthLocation | None = None
     no_refresh_token: bool = False
     default_lifetime: float | None = None
+    secret_id: str | None = None
+    """Held by the platform (runtime.auth.held): it refreshes the token when asked."""
     extra: JsonObjectText = {}
     headers: JsonObjectText = Field(
         default={}, validation_alias=AliasChoices("staticHeaders", "headers", "static_headers")
@@ -142,6 +144,8 @@ class Credentials(BaseModel):
         return credentials
 
     def _missing_for_refresh(self) -> list[str]:
+        if self.secret_id:
+            return []  # the platform holds what a refresh needs
         if self.effective_grant == "client_credentials":
             fields = {"clientId": self.client_id, "clientSecret": self.client_secret}
         else:
@@ -207,6 +211,7 @@ class Credentials(BaseModel):
             self.client_id or "",
             self.username or "",
             self.provider or "",
+            self.secret_id or "",
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 

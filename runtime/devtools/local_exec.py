@@ -18,6 +18,7 @@ from runtime import log
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.jsonfiles import read_json, read_json_object
 from runtime.errors import ConfigError
+from runtime.platform.secrets import from_env as secrets_from_env
 from runtime.redact import SECRETS, redact
 from runtime.step.component import chosen_root, load_component
 from runtime.step.events import Event, as_message
@@ -59,7 +60,7 @@ def run_exec(args: argparse.Namespace) -> int:
     elif args.credentials:
         raise ConfigError("--credentials needs --credential NAME to say which entry to use")
     if store is None:
-        http_factory = session_factory(sorted(fields))
+        http_factory = session_factory(sorted(fields), secrets=secrets_from_env(os.environ))
     else:
         # Other processes may use the same entry: refresh one at a time, from what is saved.
         http_factory = session_factory(

@@ -84,6 +84,20 @@ class PlatformApi:
         path = f"/v1/accounts/{quote(str(account_id))}"
         self._call("PUT", path, {"keys": keys}, headers, answer=False)
 
+    def secret(self, workspace_id: str, secret_id: str, *, refresh: bool = False) -> Any:
+        """``GET /v2/workspaces/{ws}/secrets/{id}``, or with ``refresh`` ``POST .../refresh``
+        (the platform refreshes the secret's token): the answer's ``data.attributes``."""
+        path = f"/v2/workspaces/{quote(workspace_id)}/secrets/{quote(secret_id)}"
+        answer = self._call("POST" if refresh else "GET", path + ("/refresh" if refresh else ""))
+        data = answer.get("data") if isinstance(answer, dict) else None
+        attributes = data.get("attributes") if isinstance(data, dict) else None
+        if not isinstance(attributes, dict):
+            raise PlatformApiError(
+                f"the platform API at {self._host} answered the secret {secret_id} without "
+                "data.attributes"
+            )
+        return attributes
+
     def startup_data(self, flow_id: str, method: str, data: Any = None) -> Any:
         """The startup hook's data: ``POST`` (create), ``GET`` (retrieve) or ``DELETE``."""
         path = f"/sailor-support/hooks/task/{quote(flow_id)}/startup/data"

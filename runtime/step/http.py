@@ -23,6 +23,8 @@ from requests.adapters import HTTPAdapter
 
 from runtime.auth.async_session import AsyncAuthorizedSession, HttpPool
 from runtime.auth.credentials import Credentials
+from runtime.auth.errors import CredentialError
+from runtime.auth.held import HeldCredential, SecretStore, secret_id_of
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.session import AuthorizedSession
 from runtime.auth.slots import CACHE, CredentialCache
@@ -66,6 +68,8 @@ class Sessions:
         token_timeout: seconds one token refresh may take in all.
         keep: keep one sync session per credential and thread (a worker's runner threads);
             otherwise each message's session is closed when its step ends.
+        secrets: the platform's secrets API, for steps whose credential the platform holds
+            (``secretId`` in their cfg: runtime.auth.held).
     """
 
     def __init__(
@@ -79,8 +83,11 @@ class Sessions:
         lock: CredentialLock = IN_PROCESS,
         token_timeout: float = TOKEN_TIMEOUT,
         keep: bool = False,
+        secrets: SecretStore | None = None,
     ) -> None:
         self._fields = tuple(credential_fields)
+        self._secrets = secrets
+        self._held: dict[str, tuple[HeldCredential, Credentials]] = {}
         self._cache = cache
         self._adapter = adapter
         self._pool = pool
@@ -94,14 +101,14 @@ class Sessions:
 
     def __call__(self, ctx: Context) -> AuthorizedSession:
         """The sync session for a message's ``ctx``."""
-        text, credentials = self._parse(credential_part(ctx.cfg, self._fields))
-        key = cache_key(ctx.cfg, credentials)
+        text, credentials, key, held = self._credential(ctx.cfg)
 
         def save(keys: dict[str, Any]) -> None:
-            ctx.emit("updateKeys", keys)  # a KeysUpdate: it says which version it replaces
+            if held is None:  # a platform-held credential's new keys are the platform's
+                ctx.emit("updateKeys", keys)  # a KeysUpdate: it says which version it replaces
 
         if not self._keep:
-            return self._sync_session(credentials, key, save)
+            return self._sync_session(credentials, key, save, held)
         kept: dict[tuple[str, bytes], AuthorizedSession] = self._kept.__dict__.setdefault(
             "sessions", {}
         )
@@ -109,18 +116,20 @@ class Sessions:
         if session is None:
             if len(kept) >= _PARSED_LIMIT:
                 kept.clear()
-            session = kept[(key, text)] = self._sync_session(credentials, key, save)
+            session = kept[(key, text)] = self._sync_session(credentials, key, save, held)
             session.kept = True
         session.begin_message(save)
         return session
 
     def for_async(self, ctx: AsyncContext) -> AsyncAuthorizedSession:
         """The async session for a message's ``ctx`` (on the running loop)."""
-        text, credentials = self._parse(credential_part(ctx.cfg, self._fields))
-        key = cache_key(ctx.cfg, credentials)
+        text, credentials, key, held = self._credential(ctx.cfg)
         loop = asyncio.get_running_loop()
 
         def save(keys: dict[str, Any]) -> None:
+            if held is not None:  # a platform-held credential's new keys are the platform's
+                return
+
             # Called on the refresh's thread: the message's updateKeys goes out on the loop,
             # and the new token is used only once it is saved.
             async def emitted() -> None:
@@ -134,9 +143,9 @@ class Sessions:
                 credentials,
                 cache=self._cache,
                 key=key,
-                reload=self._reload if self._fresh_cfg is not None else None,
                 lock=self._lock,
                 token_timeout=self._token_timeout,
+                **self._refreshing(held),
             )
             if text:
                 if len(self._uses) >= _PARSED_LIMIT:
@@ -145,7 +154,11 @@ class Sessions:
         return AsyncAuthorizedSession(credentials, on_keys=save, pool=self._pool, use=use)
 
     def _sync_session(
-        self, credentials: Credentials, key: str, save: Callable[[dict[str, Any]], None]
+        self,
+        credentials: Credentials,
+        key: str,
+        save: Callable[[dict[str, Any]], None],
+        held: HeldCredential | None,
     ) -> AuthorizedSession:
         return AuthorizedSession(
             credentials,
@@ -153,10 +166,40 @@ class Sessions:
             cache=self._cache,
             key=key,
             adapter=self._adapter,
-            reload=self._reload if self._fresh_cfg is not None else None,
             lock=self._lock,
             token_timeout=self._token_timeout,
+            **self._refreshing(held),
         )
+
+    def _credential(
+        self, cfg: Mapping[str, Any]
+    ) -> tuple[bytes, Credentials, str, HeldCredential | None]:
+        """The step's credential: its text (to recognise it by), parsed, its key, and how the
+        platform holds it when it does."""
+        secret_id = secret_id_of(cfg)
+        if secret_id is None:
+            text, credentials = self._parse(credential_part(cfg, self._fields))
+            return text, credentials, cache_key(cfg, credentials), None
+        known = self._held.get(secret_id)
+        if known is None:
+            if self._secrets is None:
+                raise CredentialError(
+                    f"the step's credential is held by the platform (secretId {secret_id}), "
+                    "but no secrets API is configured: run it on the platform, or set "
+                    "ELASTICIO_API_URI, ELASTICIO_API_USERNAME, ELASTICIO_API_KEY and "
+                    "ELASTICIO_WORKSPACE_ID"
+                )
+            held = HeldCredential(self._secrets, secret_id)
+            # Read once per process: later messages use the slot's live copy.
+            known = self._held[secret_id] = (held, held.read())
+        held, credentials = known
+        return held.key.encode(), credentials, held.key, held
+
+    def _refreshing(self, held: HeldCredential | None) -> dict[str, Any]:
+        """Where a refresh gets its token and re-reads the stored credential."""
+        if held is not None:
+            return {"refresh_credentials": held.refresh, "reload": held.read}
+        return {"reload": self._reload if self._fresh_cfg is not None else None}
 
     def _reload(self) -> Credentials | None:
         if self._fresh_cfg is None:

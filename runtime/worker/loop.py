@@ -41,6 +41,7 @@ from runtime.log import get_logger
 from runtime.network import in_words
 from runtime.platform.api import PlatformApi
 from runtime.platform.object_storage import ObjectStorage, ObjectStorageError
+from runtime.platform.secrets import PlatformSecrets
 from runtime.redact import SECRETS
 from runtime.step.async_run import AsyncStepRun
 from runtime.step.component import Component
@@ -132,6 +133,7 @@ class Worker:
             lock=lock,
             token_timeout=settings.token_timeout,
             keep=True,
+            secrets=PlatformSecrets(api, settings.workspace_id),
         )
         self._async = is_async(step.process)
         if self._async and steps_loop is None:

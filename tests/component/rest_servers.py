@@ -58,6 +58,10 @@ _FIXED: dict[str, Reply] = {
     ),
     "/empty": (200, b"", JSON),
     "/png": (200, PNG, [("Content-Type", "image/png")]),
+    "/bad-xml": (200, b"<order><open>", [("Content-Type", "application/xml")]),
+    "/bad-json": (200, b'{"cut": ', JSON),
+    "/list": (200, b'[{"n": 1}, {"n": 2}, {"n": 3}]', JSON),
+    "/csv": (200, b"a,b\n1,2\n", [("Content-Type", "text/csv")]),
 }
 _ROUTES = {"/cookies": _cookies, "/slow": _slow, "/flaky": _flaky}
 

@@ -2,7 +2,9 @@
 
 ``GET /v1/tasks/{flow}/steps/{step}``, ``PUT /v1/accounts/{id}`` (``{"keys": ...}``) and
 ``POST|GET|DELETE /sailor-support/hooks/task/{flow}/startup/data`` (409 when it exists),
-all behind the task user's Basic auth, as on the platform.
+``GET /v2/workspaces/{ws}/secrets/{id}`` and ``POST .../refresh`` (the secrets of
+runtime.devtools.localplatform.secrets), all behind the task user's Basic auth, as on the
+platform.
 
 An account's keys, once saved, are laid over the configuration of every step that uses it
 (its ``_account``), as the platform merges a credential into a step's ``cfg``. A save that
@@ -30,6 +32,11 @@ OnKeys = Callable[[str, dict[str, Any]], None]
 _STEP = re.compile(r"^/v1/tasks/([^/]+)/steps/([^/]+)$")
 _ACCOUNT = re.compile(r"^/v1/accounts/([^/]+)$")
 _HOOKS = re.compile(r"^/sailor-support/hooks/task/([^/]+)/startup/data$")
+_SECRET = re.compile(r"^/v2/workspaces/([^/]+)/secrets/([^/]+?)(/refresh)?$")
+
+Secrets = Callable[[str, bool], dict[str, Any] | None]
+"""A secret's attributes by id (refreshed first when asked); None when there is none. May
+raise an exception with a ``status`` (what the API answers)."""
 
 
 @dataclass
@@ -41,6 +48,7 @@ class ApiState:
     hooks: dict[str, Any] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     on_keys: OnKeys | None = None
+    secrets: Secrets | None = None
     fail_accounts: bool = False
     account_gate: threading.Event | None = None
     """For tests: an account save arriving while this is set waits for the event, then
@@ -132,6 +140,8 @@ class _Handler(JsonHandler):
             self._account(unquote(match.group(1)), body)
         elif match := _HOOKS.match(self.path):
             self._hooks(method, unquote(match.group(1)), body)
+        elif (match := _SECRET.match(self.path)) and method == ("POST" if match[3] else "GET"):
+            self._secret(unquote(match.group(2)), refresh=bool(match.group(3)))
         else:
             self._reply(404, {"error": f"no route for {method} {self.path}"})
 
@@ -170,6 +180,19 @@ class _Handler(JsonHandler):
             self._reply(412, {"error": "the account holds other keys than those replaced"})
             return
         self._reply(200, {"id": account, "keys": "saved"})
+
+    def _secret(self, secret_id: str, *, refresh: bool) -> None:
+        secrets = self.state.secrets
+        try:
+            attributes = None if secrets is None else secrets(secret_id, refresh)
+        except Exception as exc:  # noqa: BLE001 - answered as the platform would, with a status
+            self._reply(getattr(exc, "status", 500), {"error": str(exc)})
+            return
+        if attributes is None:
+            self._reply(404, {"error": f"no secret {secret_id}"})
+        else:
+            data = {"id": secret_id, "type": "secret", "attributes": attributes}
+            self._reply(200, {"data": data})
 
     def _hooks(self, method: str, flow_id: str, body: Any) -> None:
         state = self.state

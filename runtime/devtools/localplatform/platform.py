@@ -2,8 +2,10 @@
 
 It declares each flow's topology, serves the platform API the worker calls (step data
 built from the flow file and the credentials file; ``PUT /v1/accounts/{id}`` written back
-to the credentials file), and consumes the ``updateKeys`` routing key into the same store,
-with the same comparison: keys that replace other tokens than the stored ones are refused.
+to the credentials file; the file's entries as the secrets API's secrets, for steps
+configured with a ``secretId``), and consumes the ``updateKeys`` routing key into the same
+store, with the same comparison: keys that replace other tokens than the stored ones are
+refused.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform import messaging, topology
 from runtime.devtools.localplatform.api_server import PlatformApiServer
 from runtime.devtools.localplatform.flow import FlowSpec
+from runtime.devtools.localplatform.secrets import FileSecrets
 from runtime.errors import ConfigError
 from runtime.log import get_logger
 from runtime.worker.amqp import AdminClient
@@ -43,6 +46,8 @@ class LocalPlatform:
         self.api = PlatformApiServer(
             username=username, password=password, on_keys=self._save_keys, host=host, port=port
         )
+        self.secrets = FileSecrets(credentials) if credentials is not None else None
+        self.api.state.secrets = self.secrets
         self._stop = threading.Event()
         self._consumers: list[threading.Thread] = []
 

@@ -1,0 +1,210 @@
+"""The steps of the platform's own REST API component, so that its flows run unchanged.
+
+Two generations, each as an action and a polling trigger, both on this connector's request
+engine (lib/rest_call.py); they differ in how they read their configuration and shape what
+they emit, not in how they send:
+
+* the current steps, ``httpRequestAxios`` and ``httpRequestAxiosTrigger``: the fields of
+  the ``httpRequest`` action (error policy, codes, retries, limits, files), and the output
+  ``{statusCode, HTTPHeaders, responseBody}``, or ``attachmentUrl`` instead of
+  ``responseBody`` for a file. The body is JSON when it parses (whatever its content type,
+  as that component reads it), else the text; binary answers are stored as attachments.
+  A 3xx that is not followed is an error unless ``ignoreErrorCodes`` lists it.
+* the older steps, ``httpRequestAction`` and ``httpRequestTrigger`` with a ``reader``:
+  ``dontThrowErrorFlg`` (a failed call is data: the answer, or ``errorCode`` and
+  ``errorMessage`` when there was none), ``enableRebound`` (408, 423, 429, 500, 502, 503,
+  504, or no answer: one ``rebound`` at once), ``splitResult`` (an array body is one
+  message per item), ``followRedirect`` (``doNotFollowRedirects`` emits the 3xx),
+  ``delay`` in seconds spread over ``callCount`` calls, ``requestTimeoutPeriod``; the
+  output ``{headers, body, statusCode, statusMessage}``; a JSON or XML answer that does
+  not parse is an error; images, PDF, office documents, CSV and octet-stream are stored
+  as attachments (the body then has ``attachments`` instead of ``body``). A GET sends no
+  body.
+
+Both take the credential the platform holds for them (``secretId``: ``ctx.http`` reads it
+from the platform's secrets API and asks the platform to refresh it on a 401).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from lib.http import read_limited
+from lib.options import ATTACHMENT_LIMIT, MAX_REDIRECTS, MAX_WAIT_MS, Options, flag, options_from
+from lib.request_plan import plan_for
+from lib.responses import BINARY_MARKERS, headers_of, parse_xml, store_answer
+from lib.rest_call import Unreachable, call
+from runtime import AsyncContext, InvalidInput, Message, StepError, bounded
+from runtime.auth.async_session import AsyncResponse
+
+REBOUND_CODES = frozenset({408, 423, 429, 500, 502, 503, 504})
+"""The older steps' ``enableRebound`` sends the message back on these (and on no answer)."""
+OLDER_BINARY = ("image", "msword", "msexcel", "pdf", "csv", "octet-stream", "binary")
+NON_SUCCESS = frozenset(range(300, 600))
+
+
+async def run_current(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
+    """``httpRequestAxios`` and ``httpRequestAxiosTrigger``."""
+    plan = plan_for(_with_reader(cfg))
+    options = dataclasses.replace(
+        options_from(cfg, oauth2=ctx.http.credentials.type == "oauth2"), redirects_as_data=False
+    )
+    response = await call(ctx, msg, cfg, plan=plan, options=options)
+    if response is not None:
+        await ctx.emit("data", await _current_output(response, options, msg, cfg))
+
+
+async def run_older(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
+    """``httpRequestAction``, and ``httpRequestTrigger`` given a ``reader``."""
+    plan = plan_for(_with_reader(cfg))
+    options = older_options(cfg, oauth2=ctx.http.credentials.type == "oauth2")
+    try:
+        response = await call(ctx, msg, cfg, plan=plan, options=options, body_on_get=False)
+    except Unreachable as exc:
+        if not flag(cfg.get("dontThrowErrorFlg")):
+            raise
+        await ctx.emit("data", {"body": {"errorCode": exc.code, "errorMessage": str(exc)}})
+        return
+    if response is None:
+        return
+    for message in await _older_outputs(response, options, msg, cfg):
+        await ctx.emit("data", message)
+
+
+def older_options(cfg: Mapping[str, Any], *, oauth2: bool) -> Options:
+    """The older steps' options in the engine's terms."""
+    shared = ("noStrictSSL", "requestTimeoutPeriod", "connectionRetries")
+    base = options_from({k: cfg[k] for k in shared if k in cfg}, oauth2=oauth2)
+    rebound = flag(cfg.get("enableRebound"))
+    keep_going = flag(cfg.get("dontThrowErrorFlg"))
+    follow = str(cfg.get("followRedirect") or "followRedirects") != "doNotFollowRedirects"
+    return dataclasses.replace(
+        base,
+        max_redirects=MAX_REDIRECTS if follow else 0,
+        redirects_as_data=not follow,
+        delay=_older_delay(cfg),
+        max_retries=0,
+        policy="rebound" if rebound else "byComponent",
+        policy_codes=REBOUND_CODES if rebound else frozenset(),
+        emit_codes=NON_SUCCESS - REBOUND_CODES if rebound and keep_going else frozenset(),
+        pass_non_success=keep_going and not rebound,
+    )
+
+
+def _older_delay(cfg: Mapping[str, Any]) -> float:
+    """Seconds between calls: ``delay`` (seconds) divided by ``callCount``."""
+    delay, count = cfg.get("delay"), cfg.get("callCount")
+    if count not in (None, "") and delay in (None, ""):
+        raise InvalidInput("field 'callCount' needs 'delay' too: the calls are spread over it")
+    if delay in (None, ""):
+        return 0.0
+    seconds = _positive_integer(delay, "delay")
+    calls = 1 if count in (None, "") else _positive_integer(count, "callCount")
+    between = seconds / calls
+    if between * 1000 > MAX_WAIT_MS:
+        raise InvalidInput(
+            f"'delay' / 'callCount' is {between:g} s between calls; at most "
+            f"{MAX_WAIT_MS // 1000} s (19 minutes, the platform's limit on a step's run)"
+        )
+    return between
+
+
+def _positive_integer(raw: Any, name: str) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidInput(f"field {name!r} is {raw!r}; it must be a whole number above 0")
+    return value
+
+
+def _with_reader(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(cfg.get("reader"), dict):
+        raise InvalidInput(
+            "field 'reader' is missing: this step takes the request as the platform's REST API "
+            'view writes it ({"method": ..., "url": ..., "headers": [...], "body": ...})'
+        )
+    return cfg
+
+
+def _attachment_limit(options: Options, cfg: Mapping[str, Any]) -> int:
+    explicit = cfg.get("maxContentLength") not in (None, "")
+    return options.response_limit if explicit else ATTACHMENT_LIMIT
+
+
+async def _current_output(
+    response: AsyncResponse, options: Options, msg: Message, cfg: Mapping[str, Any]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "statusCode": response.status_code,
+        "HTTPHeaders": headers_of(response),
+    }
+    message: dict[str, Any] = {"body": result, "attachments": {}}
+    kind = response.headers.get("Content-Type", "").lower()
+    binary = any(marker in kind for marker in BINARY_MARKERS) and options.encoding != "base64"
+    if options.download_attachment or binary:
+        limit = options.response_limit if options.download_attachment else None
+        name, entry = await store_answer(
+            response, limit or _attachment_limit(options, cfg), str(msg.get("id") or "")
+        )
+        result["attachmentUrl"] = entry["url"]
+        message["attachments"][name] = entry
+        return message
+    raw = await read_limited(response, options.response_limit, seconds=options.timeout * 3)
+    if options.encoding == "base64":
+        result["responseBody"] = base64.b64encode(raw).decode()
+        return message
+    try:
+        result["responseBody"] = bounded.loads(raw, what="the response") if raw.strip() else ""
+    except bounded.TooDeep as exc:
+        raise StepError(str(exc)) from None
+    except bounded.OutOfBounds:
+        result["responseBody"] = raw.decode(response.encoding or "utf-8", errors="replace")
+    return message
+
+
+async def _older_outputs(
+    response: AsyncResponse, options: Options, msg: Message, cfg: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    result: dict[str, Any] = {
+        "headers": headers_of(response),
+        "statusCode": response.status_code,
+        "statusMessage": response.reason or "",
+    }
+    kind = response.headers.get("Content-Type", "").lower()
+    if any(marker in kind for marker in OLDER_BINARY):
+        name, entry = await store_answer(
+            response, _attachment_limit(options, cfg), str(msg.get("id") or "")
+        )
+        return [{"body": {**result, "attachments": entry}, "attachments": {name: entry}}]
+    raw = await read_limited(response, options.response_limit, seconds=options.timeout * 3)
+    if raw:
+        result["body"] = _older_body(response, raw, kind)
+    carried = dict(msg.attachments)
+    if flag(cfg.get("splitResult")) and isinstance(result.get("body"), list):
+        items = result["body"]
+        return [{"body": {**result, "body": item}, "attachments": carried} for item in items]
+    return [{"body": result, "attachments": carried}]
+
+
+def _older_body(response: AsyncResponse, raw: bytes, kind: str) -> Any:
+    """By content type; a JSON or XML answer that does not parse fails the message, as it
+    does on the platform (a flow mapping its fields would get nothing)."""
+    if "json" in kind or not kind:
+        try:
+            return bounded.loads(raw, what="the response")
+        except bounded.OutOfBounds as exc:
+            if kind:
+                raise StepError(f"the answer says it is JSON ({kind}) but is not: {exc}") from None
+    if "xml" in kind:
+        parsed = parse_xml(raw)
+        if parsed is None:
+            raise StepError(
+                f"the answer says it is XML ({kind}) but is not well-formed; nothing was emitted"
+            )
+        return parsed
+    return raw.decode(response.encoding or "utf-8", errors="replace")

@@ -1,0 +1,18 @@
+"""Trigger ``httpRequestAxiosTrigger``: ``httpRequestAxios``, made on every poll.
+
+The message is empty: expressions read the step's configuration, constants and the
+flow's variables. See lib/platform_steps.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib.platform_steps import run_current
+from runtime import AsyncContext, Message
+
+
+async def process(
+    ctx: AsyncContext, msg: Message, cfg: dict[str, Any], snapshot: dict[str, Any]
+) -> None:
+    await run_current(ctx, msg, cfg)
