@@ -11,7 +11,6 @@ object store plays that part locally.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any
@@ -20,9 +19,14 @@ import requests
 
 from lib.http import kind_of
 from lib.http import where as shown
-from runtime import StepError, bounded
-from runtime.network import describe_failure
-from runtime.platform.object_storage import ObjectStorage, ObjectStorageError
+from runtime import (
+    ObjectStorage,
+    ObjectStorageError,
+    StepError,
+    attachment_storage,
+    bounded,
+    describe_failure,
+)
 
 SPOOL_BYTES = 1024 * 1024
 """Files up to this size stay in memory; larger ones go to a temporary file."""
@@ -44,12 +48,7 @@ class Spooled:
 
 
 def storage() -> ObjectStorage:
-    return ObjectStorage(
-        os.environ.get("ELASTICIO_OBJECT_STORAGE_URI"),
-        os.environ.get("ELASTICIO_OBJECT_STORAGE_TOKEN"),
-        flow_id=os.environ.get("ELASTICIO_FLOW_ID", ""),
-        step_id=os.environ.get("ELASTICIO_STEP_ID", ""),
-    )
+    return attachment_storage()
 
 
 def new_spool() -> IO[bytes]:

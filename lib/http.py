@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from runtime import Context, StepError, bounded
-from runtime.auth.async_session import AsyncResponse
-from runtime.network import host_of
+from runtime import AsyncResponse, Context, StepError, bounded, host_of
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 READ_SECONDS = 300.0

@@ -20,8 +20,7 @@ from typing import Any
 
 from lib import paths
 from lib.http import HttpStatusError, read_limited, snippet
-from runtime import InvalidInput, bounded
-from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
+from runtime import AsyncAuthorizedSession, AsyncResponse, InvalidInput, bounded
 
 STYLES = ("none", "next_link", "link_header", "page", "offset", "cursor")
 

@@ -37,8 +37,7 @@ from lib.options import ATTACHMENT_LIMIT, MAX_REDIRECTS, MAX_WAIT_MS, Options, f
 from lib.request_plan import plan_for
 from lib.responses import BINARY_MARKERS, headers_of, parse_xml, store_answer
 from lib.rest_call import Unreachable, call
-from runtime import AsyncContext, InvalidInput, Message, StepError, bounded
-from runtime.auth.async_session import AsyncResponse
+from runtime import AsyncContext, AsyncResponse, InvalidInput, Message, StepError, bounded
 
 REBOUND_CODES = frozenset({408, 423, 429, 500, 502, 503, 504})
 """The older steps' ``enableRebound`` sends the message back on these (and on no answer)."""

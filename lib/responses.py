@@ -26,8 +26,7 @@ from lib import attachments
 from lib.attachments import Spooled
 from lib.http import answer_of, read_limited
 from lib.options import Options
-from runtime import StepError, bounded
-from runtime.auth.async_session import AsyncResponse
+from runtime import AsyncResponse, StepError, bounded
 
 BINARY_MARKERS = (
     "image/", "audio/", "video/", "pdf", "msword", "msexcel", "ms-excel", "officedocument",

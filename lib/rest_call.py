@@ -33,10 +33,18 @@ from lib.options import ATTACHMENT_LIMIT, Options, options_from
 from lib.request_plan import Absent, Plan, plan_for
 from lib.responses import output
 from lib.templating import scope
-from runtime import AsyncContext, AuthError, Context, InvalidInput, Message, StepError
-from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
-from runtime.auth.retry import retry_after_seconds
-from runtime.network import describe_failure
+from runtime import (
+    AsyncAuthorizedSession,
+    AsyncContext,
+    AsyncResponse,
+    AuthError,
+    Context,
+    InvalidInput,
+    Message,
+    StepError,
+    describe_failure,
+    retry_after_seconds,
+)
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BACKOFF = 60.0

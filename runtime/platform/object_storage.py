@@ -13,6 +13,8 @@ a clear error naming it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import IO
 from urllib.parse import quote
 
@@ -141,3 +143,15 @@ class ObjectStorage:
                 f"object storage at {self._host} refused {method} {path} ({response.status_code})"
             )
         return response
+
+
+def attachment_storage(env: Mapping[str, str] | None = None) -> ObjectStorage:
+    """The attachment storage the platform gives this worker (``ELASTICIO_OBJECT_STORAGE_URI``
+    and its token), for steps that read or store files; ``configured`` is False outside it."""
+    env = os.environ if env is None else env
+    return ObjectStorage(
+        env.get("ELASTICIO_OBJECT_STORAGE_URI"),
+        env.get("ELASTICIO_OBJECT_STORAGE_TOKEN"),
+        flow_id=env.get("ELASTICIO_FLOW_ID", ""),
+        step_id=env.get("ELASTICIO_STEP_ID", ""),
+    )

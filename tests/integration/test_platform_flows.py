@@ -33,7 +33,7 @@ def test_a_platform_flow_with_a_secret_and_moment_runs_unchanged(
     sent = 0
     for round_ in range(1, ROUNDS + 1):
         demo_api.book.expire_all()
-        for n in range(PER_ROUND):
+        for _ in range(PER_ROUND):
             sent += 1
             harness.send({"id": f"r-{sent}", "at": f"2026-12-0{round_}T23:30:00-02:00"})
         outputs = harness.take("message", PER_ROUND, timeout=30)

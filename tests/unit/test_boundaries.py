@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import runtime
@@ -32,22 +33,35 @@ def test_runtime_never_imports_the_component():
 def test_public_api_is_pinned():
     assert sorted(runtime.__all__) == runtime.__all__
     assert runtime.__all__ == [
+        "AsyncAuthorizedSession",
         "AsyncContext",
+        "AsyncResponse",
         "AuthError",
         "Context",
         "Event",
         "EventKind",
         "InvalidInput",
         "Message",
+        "ObjectStorage",
+        "ObjectStorageError",
         "Outcome",
         "StepCancelled",
         "StepError",
+        "attachment_storage",
+        "bounded",
+        "describe_failure",
+        "host_of",
+        "retry_after_seconds",
     ]
-    from runtime import errors
+    from runtime import errors, network
+    from runtime.auth import async_session, retry
+    from runtime.platform import object_storage
     from runtime.step import context, events, executor
 
-    for name in runtime.__all__:
-        defined_in = next(m for m in (context, errors, events, executor) if hasattr(m, name))
+    homes = (context, errors, events, executor, async_session, retry, network, object_storage)
+    assert runtime.bounded is sys.modules["runtime.bounded"]  # the module, as a public name
+    for name in (n for n in runtime.__all__ if n != "bounded"):
+        defined_in = next(m for m in homes if hasattr(m, name))
         assert getattr(runtime, name) is getattr(defined_in, name), name
     assert runtime.testing.__all__ == [
         "Event",

@@ -99,3 +99,31 @@ def test_pika_is_imported_only_by_the_amqp_package():
     )
     assert importers
     assert all(name.startswith("runtime.worker.amqp.") for name in importers), importers
+
+
+def test_the_connector_uses_only_the_runtimes_public_names():
+    """lib/ and verifyCredentials.py are a component like any author's: they import only
+    what ``runtime`` and ``runtime.auth`` export, so the runtime's insides can change."""
+    import runtime.auth
+
+    public = {"runtime": set(runtime.__all__), "runtime.auth": set(runtime.auth.__all__)}
+    root = RUNTIME.parent
+    offences = []
+    for path in sorted([*(root / "lib").rglob("*.py"), root / "verifyCredentials.py"]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                offences += [
+                    f"{path.name} imports {a.name}"
+                    for a in node.names
+                    if a.name.startswith("runtime.") and a.name not in public
+                ]
+            elif (
+                isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "runtime"
+            ):
+                allowed = public.get(node.module or "")
+                for alias in node.names:
+                    if allowed is None or alias.name not in allowed:
+                        offences.append(
+                            f"{path.relative_to(root)} imports {node.module}.{alias.name}"
+                        )
+    assert offences == []
