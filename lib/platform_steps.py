@@ -19,7 +19,8 @@ they emit, not in how they send:
   output ``{headers, body, statusCode, statusMessage}``; a JSON or XML answer that does
   not parse is an error; images, PDF, office documents, CSV and octet-stream are stored
   as attachments (the body then has ``attachments`` instead of ``body``). A GET sends no
-  body.
+  body; a multipart body also carries the message's attachments, each as a file part
+  named by its key.
 
 Both take the credential the platform holds for them (``secretId``: ``ctx.http`` reads it
 from the platform's secrets API and asks the platform to refresh it on a 401).
@@ -30,11 +31,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lib.http import read_limited
 from lib.options import ATTACHMENT_LIMIT, MAX_REDIRECTS, MAX_WAIT_MS, Options, flag, options_from
-from lib.request_plan import plan_for
+from lib.request_plan import Value, plan_for
 from lib.responses import BINARY_MARKERS, headers_of, parse_xml, store_answer
 from lib.rest_call import Unreachable, call
 from runtime import AsyncContext, AsyncResponse, InvalidInput, Message, StepError, bounded
@@ -60,6 +62,11 @@ async def run_older(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> 
     """``httpRequestAction``, and ``httpRequestTrigger`` given a ``reader``."""
     plan = plan_for(_with_reader(cfg))
     options = older_options(cfg, oauth2=ctx.http.credentials.type == "oauth2")
+    files = {name: entry for name, entry in msg.attachments.items() if _url_of(entry)}
+    if plan.content_type == "multipart/form-data" and plan.method != "GET" and files:
+        # Those steps send the message's attachments as parts of a multipart body too.
+        plan = dataclasses.replace(plan, body=_WithFiles(plan.body, files))
+        options = dataclasses.replace(options, upload_file=True)
     try:
         response = await call(ctx, msg, cfg, plan=plan, options=options, body_on_get=False)
     except Unreachable as exc:
@@ -71,6 +78,26 @@ async def run_older(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> 
         return
     for message in await _older_outputs(response, options, msg, cfg):
         await ctx.emit("data", message)
+
+
+@dataclass(frozen=True)
+class _WithFiles:
+    """A multipart body's rows, and a file part for each attachment, named by its key."""
+
+    rows: Value
+    files: Mapping[str, Any]
+
+    def value(self, scope: Mapping[str, Any]) -> Any:
+        rows = self.rows.value(scope)
+        parts = dict(rows) if isinstance(rows, Mapping) else {}
+        for name, entry in self.files.items():
+            parts[name] = {"url": _url_of(entry), "filename": name}
+        return parts
+
+
+def _url_of(entry: Any) -> str | None:
+    url = entry.get("url") if isinstance(entry, Mapping) else None
+    return url if isinstance(url, str) and url else None
 
 
 def older_options(cfg: Mapping[str, Any], *, oauth2: bool) -> Options:

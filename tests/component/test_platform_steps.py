@@ -12,6 +12,7 @@ import socket
 import threading
 
 import pytest
+import requests
 
 from lib.platform_steps import older_options
 from runtime.auth.slots import CACHE
@@ -362,3 +363,33 @@ def test_bad_delay_settings_are_clear_errors(server, options, said):
     assert kinds(events) == ["error", "end"]
     assert said in events[0].payload["message"]
     assert server.seen == []
+
+
+def test_older_multipart_sends_the_messages_attachments_as_files(platform, attachments):
+    kept = requests.post(
+        f"{attachments.url}/objects",
+        data=b"invoice bytes",
+        headers={"Authorization": f"Bearer {STORE_TOKEN}"},
+        timeout=10,
+    ).json()["objectId"]
+    url = f"{attachments.url}/objects/{kept}?storage_type=maester"
+    reader = {
+        "method": "POST",
+        "url": quoted(f"{platform.api.url}/api/upload"),
+        "body": {"contentType": "multipart/form-data",
+                 "formData": [{"key": "note", "value": '"see attached"'}]},
+    }  # fmt: skip
+    msg = {"body": {}, "attachments": {"invoice.pdf": {"url": url, "size": 13}}}
+    parts = data(run("httpRequestAction", reader, msg, "apikey"))[0]["body"]["body"]["parts"]
+    assert [(p["name"], p["filename"], p["text"]) for p in parts] == [
+        ("note", None, "see attached"),
+        ("invoice.pdf", "invoice.pdf", "invoice bytes"),
+    ]
+
+
+def test_binary_answers_stored_as_attachments_keep_a_size_limit(server, attachments):
+    reader = {"method": "GET", "url": quoted(f"{server.url}/files/big.pdf?bytes=5000")}
+    events = run("httpRequestAxios", reader, maxContentLength="1000")
+    assert kinds(events) == ["error", "end"]
+    assert "more than the 1,000 bytes" in events[0].payload["message"]
+    assert attachments.objects == {}
