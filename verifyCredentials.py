@@ -5,7 +5,9 @@ profile's (Graph ``/me``, Xero ``/connections``, Salesforce ``/services/oauth2/u
 else the base URL. A 401 or 403 (after the one refresh the helper allows) means "not
 verified", with a reason a user can act on. Network errors, timeouts and 5xx are not a
 verdict on the credential: they raise, so the platform reports a failed check instead of
-a bad key. A refreshed token is saved through ``updateKeys``.
+a bad key. A refreshed token is saved through ``updateKeys``. A credential the platform
+holds (``secretId``) with no endpoint to call is verified by reading it: the secrets API
+has it, complete, or the check fails saying why.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ class CheckFailed(StepError):
 
 
 async def verify(ctx: AsyncContext, credentials: dict[str, Any]) -> dict[str, Any]:
-    http = ctx.http
+    http = ctx.http  # a platform-held credential is read from the secrets API here
+    if credentials.get("secretId") and not _has_target(http, credentials):
+        return {"verified": True}
     target = _target(http, credentials)
     try:
         response = await http.get(target)
@@ -47,6 +51,14 @@ async def verify(ctx: AsyncContext, credentials: dict[str, Any]) -> dict[str, An
             "'verifyPath' and the base URL",
         }
     return {"verified": True}
+
+
+def _has_target(http: Any, credentials: dict[str, Any]) -> bool:
+    try:
+        _target(http, credentials)
+    except CheckFailed:
+        return False
+    return True
 
 
 def _target(http: Any, credentials: dict[str, Any]) -> str:

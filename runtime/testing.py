@@ -117,7 +117,10 @@ def run_verify(
     from runtime.step.service import verify_credentials
 
     saved: list[dict[str, Any]] = []
-    return verify_credentials(_component(component), cfg, saved.append), saved
+    verdict = verify_credentials(
+        _component(component), cfg, saved.append, secrets=secrets_from_env(os.environ)
+    )
+    return verdict, saved
 
 
 def run_select(
@@ -127,4 +130,7 @@ def run_select(
     from runtime.step.service import select_model
 
     saved: list[dict[str, Any]] = []
-    return select_model(_component(component), step, method, cfg, saved.append), saved
+    found = select_model(
+        _component(component), step, method, cfg, saved.append, secrets=secrets_from_env(os.environ)
+    )
+    return found, saved

@@ -23,6 +23,7 @@ from runtime.auth.locks import lock_from_url
 from runtime.network import describe_failure, in_words
 from runtime.platform.api import PlatformApi
 from runtime.platform.http import platform_session
+from runtime.platform.secrets import from_env as secrets_from_env
 from runtime.redact import SECRETS
 from runtime.step.component import component_root, load_component
 from runtime.step.service import get_meta_model, select_model, verify_credentials
@@ -88,6 +89,8 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
         secret=env.get("ELASTICIO_MESSAGE_CRYPTO_PASSWORD") or None,
     )
 
+    secrets = secrets_from_env(env)
+
     def save_keys(keys: dict[str, Any]) -> None:
         account = cfg.get("_account")
         if not account:
@@ -98,10 +101,10 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
 
     try:
         if method == "verifyCredentials":
-            return verify_credentials(component, cfg, save_keys, lock=lock)
+            return verify_credentials(component, cfg, save_keys, lock=lock, secrets=secrets)
         if method == "getMetaModel":
-            return get_meta_model(component, step, cfg, save_keys, lock=lock)
-        return select_model(component, step, model, cfg, save_keys, lock=lock)
+            return get_meta_model(component, step, cfg, save_keys, lock=lock, secrets=secrets)
+        return select_model(component, step, model, cfg, save_keys, lock=lock, secrets=secrets)
     finally:
         api.close()
 

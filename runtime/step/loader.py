@@ -87,7 +87,10 @@ def _import(root: Path, path: Path) -> ModuleType:
         if existing is None or _same_file(existing, path):
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
-            return importlib.import_module(dotted)
+            module = importlib.import_module(dotted)
+            if _same_file(module, path):
+                return module
+            # Another component's folder came first on sys.path with a file of that name.
     # A module of that name was loaded from another folder: load this file on its own.
     unique = "_component_" + hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()
     if unique in sys.modules:

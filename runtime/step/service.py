@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runtime.auth.held import SecretStore
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.errors import ComponentError, InvalidInput
 from runtime.log import get_logger
@@ -40,6 +41,7 @@ def service_context(
     on_keys: OnKeys,
     *,
     lock: CredentialLock = IN_PROCESS,
+    secrets: SecretStore | None = None,
     asynchronous: bool = False,
 ) -> Context:
     """The ``ctx`` of a service call: an ``AsyncContext`` for an ``async def`` function."""
@@ -55,7 +57,7 @@ def service_context(
         deliver=deliver,
         log=get_logger("component"),
         cfg=cfg,
-        http_factory=session_factory(component.credential_fields(), lock=lock),
+        http_factory=session_factory(component.credential_fields(), lock=lock, secrets=secrets),
     )
 
 
@@ -84,6 +86,7 @@ def verify_credentials(
     on_keys: OnKeys,
     *,
     lock: CredentialLock = IN_PROCESS,
+    secrets: SecretStore | None = None,
 ) -> dict[str, Any]:
     """``{"verified": bool, "reason"?: str}``; raises when the check itself failed.
 
@@ -98,7 +101,9 @@ def verify_credentials(
     verify = getattr(module, "verify", None)
     if not callable(verify):
         raise ComponentError([f"{where}: has no function verify(ctx, credentials)"])
-    ctx = service_context(component, cfg, on_keys, lock=lock, asynchronous=is_async(verify))
+    ctx = service_context(
+        component, cfg, on_keys, lock=lock, secrets=secrets, asynchronous=is_async(verify)
+    )
     return _verdict(_call(verify, ctx, cfg))
 
 
@@ -121,9 +126,12 @@ def select_model(
     on_keys: OnKeys,
     *,
     lock: CredentialLock = IN_PROCESS,
+    secrets: SecretStore | None = None,
 ) -> Any:
     """The options of a dynamic select: ``{value: label}``."""
-    return _call_step_function(component, step_name, method, cfg, on_keys, lock=lock)
+    return _call_step_function(
+        component, step_name, method, cfg, on_keys, lock=lock, secrets=secrets
+    )
 
 
 def get_meta_model(
@@ -133,9 +141,12 @@ def get_meta_model(
     on_keys: OnKeys,
     *,
     lock: CredentialLock = IN_PROCESS,
+    secrets: SecretStore | None = None,
 ) -> Any:
     """A step's dynamic metadata: ``{"in": schema, "out": schema}``."""
-    return _call_step_function(component, step_name, "getMetaModel", cfg, on_keys, lock=lock)
+    return _call_step_function(
+        component, step_name, "getMetaModel", cfg, on_keys, lock=lock, secrets=secrets
+    )
 
 
 def _call_step_function(
@@ -146,6 +157,7 @@ def _call_step_function(
     on_keys: OnKeys,
     *,
     lock: CredentialLock,
+    secrets: SecretStore | None,
 ) -> Any:
     step = load_step(component, step_name)
     function = step.function(name)
@@ -153,7 +165,9 @@ def _call_step_function(
         raise ComponentError(
             [f"{step.spec.main!r} (step {step_name!r}) has no function {name}(ctx, cfg)"]
         )
-    ctx = service_context(component, cfg, on_keys, lock=lock, asynchronous=is_async(function))
+    ctx = service_context(
+        component, cfg, on_keys, lock=lock, secrets=secrets, asynchronous=is_async(function)
+    )
     return _call(function, ctx, cfg)
 
 

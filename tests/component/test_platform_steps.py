@@ -15,14 +15,17 @@ import pytest
 import requests
 
 from lib.platform_steps import older_options
+from runtime.auth.errors import CredentialError
 from runtime.auth.slots import CACHE
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform.api_server import PlatformApiServer
 from runtime.devtools.localplatform.object_store import ObjectStore
 from runtime.devtools.localplatform.secrets import FileSecrets
-from runtime.testing import run_step
+from runtime.testing import run_step, run_verify
 from tests.component.rest_servers import PNG, answers
 from tests.helpers import ROOT
+
+FLOWSTEPS = ROOT / "tests" / "fixtures" / "flowsteps"
 
 STORE_TOKEN = "store-token-never-shown"
 
@@ -56,6 +59,7 @@ def platform(tmp_path, demo_api, monkeypatch):
     monkeypatch.setenv("ELASTICIO_API_KEY", "task-key")
     monkeypatch.setenv("ELASTICIO_WORKSPACE_ID", "ws-1")
     server.secrets = secrets  # type: ignore[attr-defined]
+    server.secrets_file = store.path  # type: ignore[attr-defined]
     server.api = demo_api  # type: ignore[attr-defined]
     yield server
     server.stop()
@@ -393,3 +397,35 @@ def test_binary_answers_stored_as_attachments_keep_a_size_limit(server, attachme
     assert kinds(events) == ["error", "end"]
     assert "more than the 1,000 bytes" in events[0].payload["message"]
     assert attachments.objects == {}
+
+
+def test_a_sync_step_uses_and_refreshes_a_platform_held_credential_too(platform):
+    platform.api.book.expire_all()
+    cfg = {"secretId": "demo", "url": f"{platform.api.url}/api/me"}
+    events = run_step("syncApi", msg={"body": {}}, cfg=cfg, component=FLOWSTEPS)
+    assert kinds(events) == ["data", "end"]  # no updateKeys: the keys are the platform's
+    assert data(events)[0]["body"]["id"] == "user-1"
+    assert platform.secrets.refreshes["demo"] == 1
+
+
+def test_verify_reads_a_platform_held_credential(platform):
+    verdict, saved = run_verify({"secretId": "basic"}, component=ROOT)
+    assert (verdict, saved) == ({"verified": True}, [])
+    checked = {"secretId": "basic", "verifyPath": f"{platform.api.url}/api/me"}
+    assert run_verify(checked, component=ROOT)[0] == {"verified": True}
+    with pytest.raises(CredentialError, match="no secret gone in workspace ws-1"):
+        run_verify({"secretId": "gone"}, component=ROOT)
+
+
+def test_the_platform_refusing_to_refresh_is_a_reconnect_error_without_secrets(platform):
+    platform.api.book.expire_all()
+    platform.api.book.revoke_all()
+    reader = {"method": "GET", "url": quoted(f"{platform.api.url}/api/me")}
+    events = run("httpRequestAxios", reader, secret="demo")
+    assert kinds(events) == ["error", "end"]
+    message = events[0].payload["message"]
+    assert "could not refresh the token of secret demo" in message
+    assert "reconnect" in message
+    entry = json.loads(platform.secrets_file.read_text())["demo"]
+    for secret in (entry["accessToken"], entry["refreshToken"], entry["clientSecret"]):
+        assert secret not in json.dumps([e.payload for e in events])

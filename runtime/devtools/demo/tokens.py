@@ -97,6 +97,11 @@ class TokenBook:
             now = time.monotonic()
             self._access = {t: (min(now, expiry), g) for t, (expiry, g) in self._access.items()}
 
+    def revoke_all(self) -> None:
+        """Every grant so far is revoked, as when the user disconnects the app."""
+        with self._lock:
+            self._revoked.update(entry.grant for entry in self._refresh.values())
+
     def refresh_token_alive(self, token: str) -> bool:
         """True when this refresh token would be honoured now (unused, grant not revoked)."""
         with self._lock:

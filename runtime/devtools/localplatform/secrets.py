@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from runtime.auth.credentials import Credentials, keys_version
-from runtime.auth.errors import CredentialError
+from runtime.auth.errors import CredentialError, TokenEndpointUnavailable
 from runtime.auth.token_client import request_token
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.errors import AuthError
@@ -58,8 +58,11 @@ class FileSecrets:
                 try:
                     response = request_token(current, http=http)
                 except AuthError as exc:
+                    # As the platform would: 409 when the grant is gone, 503 when the
+                    # provider could not be asked.
+                    status = 503 if isinstance(exc, TokenEndpointUnavailable) else 409
                     reason = f"the token endpoint refused: {type(exc).__name__}"
-                    raise SecretRefused(409, reason) from None
+                    raise SecretRefused(status, reason) from None
             fresh = current.merged(response, now=datetime.now(UTC))
             self._store.save(name, fresh.to_keys(), replaces=keys_version(current))
             self.refreshes[name] += 1
