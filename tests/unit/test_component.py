@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,10 +233,28 @@ def test_unknown_step_lists_the_known_ones(sample_component):
     assert "countTo" in str(caught.value)
 
 
-def test_loading_a_step_imports_its_module_as_a_package_module(sample_component):
+def test_loading_a_step_imports_its_module_as_a_package_module(sample_component, monkeypatch):
+    # Other tests load components with a 'steps' package too: this one starts with none.
+    for name in [n for n in sys.modules if n == "steps" or n.startswith("steps.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if not Path(p, "steps").is_dir()])
     step = load_step(load_component(sample_component), "echo")
     assert step.module.__name__ == "steps.echo"
+    assert Path(step.module.__file__) == (sample_component / "steps" / "echo.py").resolve()
     assert callable(step.process)
+
+
+def test_a_file_of_the_same_name_in_another_components_folder_is_not_taken(tmp_path):
+    roots = []
+    for who in ("first", "second"):
+        spec = {"title": who, "actions": {"a": {"main": "./solo.py"}}}
+        source = f"WHO = {who!r}\ndef process(c, m, f, s):\n    return WHO\n"
+        roots.append(write_component(tmp_path / who, spec, {"solo.py": source}))
+    loaded = []
+    for root in (roots[0], roots[1], roots[0]):  # both folders end up on sys.path
+        sys.modules.pop("solo", None)  # as if another test had cleaned up after itself
+        loaded.append(load_step(load_component(root), "a").process(None, None, None, None))
+    assert loaded == ["first", "second", "first"]
 
 
 def test_two_components_with_the_same_package_names_load_side_by_side(tmp_path):
