@@ -268,5 +268,7 @@ def _additional_vars(env: Mapping[str, str]) -> dict[str, str | None]:
 
 
 def _uri_passwords(*uris: str) -> list[str]:
-    matches = (re.match(r"^[a-z+]+://[^:/@]*:([^@/]+)@", uri or "") for uri in uris)
+    # ELASTICIO_AMQP_URI may list a cluster's nodes, comma-separated.
+    each = [part.strip() for uri in uris for part in (uri or "").split(",")]
+    matches = (re.match(r"^[a-z+]+://[^:/@]*:([^@/]+)@", uri) for uri in each)
     return [match.group(1) for match in matches if match]

@@ -22,7 +22,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -58,6 +58,10 @@ class FlowSpec(BaseModel):
     variables: dict[str, Any] = {}
     is_passthrough: bool = Field(default=False, alias="isPassthrough")
     amqp_url: str = Field(default=DEFAULT_AMQP_URL, alias="amqpUrl")
+    """One broker, or a cluster's nodes comma-separated (the worker gets the list as is)."""
+    queue_type: Literal["classic", "quorum"] = Field(default="classic", alias="queueType")
+    """``quorum``: the step's queue and its output queues are replicated on the cluster's
+    nodes (the rebound queue stays classic: it holds messages only for their delay)."""
     credential_lock_url: str = Field(default=DEFAULT_LOCK_URL, alias="credentialLockUrl")
     """``ELASTICIO_CREDENTIAL_LOCK_URL`` of the step's replicas; empty for in-process only."""
     crypto: Crypto = Crypto()

@@ -4,6 +4,7 @@
 * the step's queue, bound to it with the step's ``input`` routing key (how the previous
   step's data reaches it);
 * one queue per output routing key (data, error, snapshot, keys, reply), for ``tail``;
+* with ``queueType: quorum``, the step's queue and the output queues as quorum queues;
 * a rebound queue whose messages, when their per-message expiration runs out, dead-letter
   back to the step's queue: rebound delays really happen.
 """
@@ -18,11 +19,12 @@ OUTPUTS = ("message", "error", "snapshot", "keys", "reply")
 
 def declare(flow: FlowSpec, admin: AdminClient) -> None:
     exchange = flow.publish_exchange
+    kind_of_queue = {"x-queue-type": "quorum"} if flow.queue_type == "quorum" else None
     admin.declare_exchange(exchange)
-    admin.declare_queue(flow.messages_queue)
+    admin.declare_queue(flow.messages_queue, arguments=kind_of_queue)
     admin.bind(flow.messages_queue, exchange, flow.routing_key("input"))
     for kind in OUTPUTS:
-        admin.declare_queue(flow.output_queue(kind))
+        admin.declare_queue(flow.output_queue(kind), arguments=kind_of_queue)
         admin.bind(flow.output_queue(kind), exchange, flow.routing_key(kind))
     rebound = flow.output_queue("rebound")
     admin.declare_queue(

@@ -14,27 +14,31 @@ from typing import Any
 
 import pika
 
+from runtime.worker.amqp.addresses import parameters_of
 from runtime.worker.amqp.convert import from_pika, to_pika
 from runtime.worker.transport import Properties
 
 
 def broker_reachable(url: str, timeout: float = 2.0) -> bool:
-    """True when a TCP connection to the broker's host and port opens."""
-    parameters = pika.URLParameters(url)
-    try:
-        socket.create_connection((parameters.host, parameters.port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
+    """True when a TCP connection to the broker's host and port (to one of the nodes listed,
+    comma-separated) opens."""
+    for parameters in parameters_of(url):
+        try:
+            socket.create_connection((parameters.host, parameters.port), timeout=timeout).close()
+        except OSError:
+            continue
+        return True
+    return False
 
 
 class AdminClient:
     """Declare, publish (confirmed), count and read queues, on one blocking connection."""
 
     def __init__(self, url: str, *, name: str = "admin") -> None:
-        parameters = pika.URLParameters(url)
-        parameters.client_properties = {"connection_name": f"{socket.gethostname()}-{name}"}
-        self._connection = pika.BlockingConnection(parameters)
+        nodes = parameters_of(url)  # the first node of a cluster that answers
+        for parameters in nodes:
+            parameters.client_properties = {"connection_name": f"{socket.gethostname()}-{name}"}
+        self._connection = pika.BlockingConnection(nodes)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
 

@@ -23,6 +23,8 @@ import pika.connection
 
 from runtime.errors import TransportError
 from runtime.log import get_logger
+from runtime.worker.amqp.addresses import Rotation, parameters_of
+from runtime.worker.amqp.addresses import where as address_of
 from runtime.worker.amqp.consumer import Consumer, OnDelivery
 from runtime.worker.amqp.frames import install_send_patch
 from runtime.worker.amqp.heartbeats import HeartbeatGuard
@@ -41,7 +43,8 @@ class Broker:
     """The worker's two AMQP connections, driven by one I/O loop.
 
     Args:
-        url: ``amqp://user:pass@host:port/vhost``.
+        url: ``amqp://user:pass@host:port/vhost``, or several, comma-separated: the nodes
+            of a cluster, tried in turn (runtime.worker.amqp.addresses).
         queue: the queue to consume (the platform declares it; we declare nothing).
         prefetch: ``basic.qos`` prefetch count.
         on_delivery: receives each delivery on the I/O loop's thread.
@@ -66,7 +69,7 @@ class Broker:
         io: Io | None = None,
     ) -> None:
         guarded = install_send_patch()
-        self._parameters = pika.URLParameters(url)
+        self._nodes = parameters_of(url)
         self._name = name or socket.gethostname()
         self._reconnect = reconnect or Reconnect()
         self._on_fatal = on_fatal
@@ -229,16 +232,31 @@ class Broker:
         return self._closing
 
     def open(
-        self, role: str, on_open: OnOpen, on_failed: OnProblem, on_closed: OnProblem
+        self,
+        role: str,
+        node: pika.connection.Parameters,
+        on_open: OnOpen,
+        on_failed: OnProblem,
+        on_closed: OnProblem,
     ) -> pika.connection.Connection:
-        self._parameters.client_properties = {"connection_name": f"{self._name}-{role}"}
-        return self._io.connect(self._parameters, on_open, on_failed, on_closed)
+        node.client_properties = {"connection_name": f"{self._name}-{role}"}
+        return self._io.connect(node, on_open, on_failed, on_closed)
 
-    def retry(self, outage: Outage, reason: BaseException, connect: Callable[[], None]) -> None:
+    def rotation(self, role: str) -> Rotation:
+        # Read from the first node, write to the second: one node lost costs one side.
+        return Rotation(self._nodes, 1 if role == "write" else 0)
+
+    def retry(
+        self, outage: Outage, reason: BaseException, connect: Callable[[], None], node: str
+    ) -> None:
         outage.record()
-        if outage.since is None or self._too_long(outage.attempts, outage.since, reason):
+        if outage.since is None or self._too_long(outage.attempts, outage.since, reason, node):
             return
-        self._io.timers.call_later(self._reconnect.delay(outage.attempts), connect)
+        # Every other node is tried at once; the back-off starts once all of them failed.
+        count = len(self._nodes)
+        rounds = (outage.attempts + count - 1) // count
+        delay = self._reconnect.delay(rounds) if outage.attempts % count == 0 else 0.0
+        self._io.timers.call_later(delay, connect)
 
     def start_failed(self, error: TransportError) -> None:
         self._start_error = error
@@ -273,10 +291,10 @@ class Broker:
                 item()
         self._publishing.flush()
 
-    def _too_long(self, attempts: int, since: float, reason: BaseException) -> bool:
-        where = f"{self._parameters.host}:{self._parameters.port}"
+    def _too_long(self, attempts: int, since: float, reason: BaseException, node: str) -> bool:
+        where = node if len(self._nodes) == 1 else ", ".join(map(address_of, self._nodes))
         if not self._started.is_set():
-            if attempts >= self._reconnect.startup_attempts:
+            if attempts >= self._reconnect.startup_attempts * len(self._nodes):
                 self._start_error = TransportError(
                     f"cannot connect to the broker at {where}: {describe(reason)}"
                 )

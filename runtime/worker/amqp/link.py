@@ -12,6 +12,7 @@ import pika.connection
 from runtime import metrics
 from runtime.errors import TransportError
 from runtime.log import get_logger
+from runtime.worker.amqp.addresses import Rotation, where
 from runtime.worker.amqp.io import OnOpen, OnProblem, Timers
 from runtime.worker.amqp.policy import Outage
 
@@ -30,13 +31,25 @@ class Link(Protocol):
         ...
 
     def open(
-        self, role: str, on_open: OnOpen, on_failed: OnProblem, on_closed: OnProblem
+        self,
+        role: str,
+        node: pika.connection.Parameters,
+        on_open: OnOpen,
+        on_failed: OnProblem,
+        on_closed: OnProblem,
     ) -> pika.connection.Connection:
-        """Open a connection named after ``role`` on the broker's loop."""
+        """Open a connection named after ``role`` to ``node``, on the broker's loop."""
         ...
 
-    def retry(self, outage: Outage, reason: BaseException, connect: Callable[[], None]) -> None:
-        """Call ``connect`` again after a back-off, unless the outage lasted too long."""
+    def rotation(self, role: str) -> Rotation:
+        """Where ``role``'s connection starts in the list of nodes."""
+        ...
+
+    def retry(
+        self, outage: Outage, reason: BaseException, connect: Callable[[], None], node: str
+    ) -> None:
+        """Call ``connect`` again after a back-off, unless the outage lasted too long
+        (``node`` is the one that failed, for the message)."""
         ...
 
     def start_failed(self, error: TransportError) -> None:
@@ -51,6 +64,7 @@ class Side:
 
     def __init__(self, link: Link) -> None:
         self._link = link
+        self._nodes = link.rotation(self.role)
         self._connection: pika.connection.Connection | None = None
         self._outage = Outage()
         self._lost = False
@@ -58,10 +72,16 @@ class Side:
     def connect(self) -> None:
         if not self._link.closing:
             self._connection = self._link.open(
-                self.role, self._opened, self._on_failed, self._on_closed
+                self.role, self._nodes.current, self._opened, self._on_failed, self._on_closed
             )
 
+    @property
+    def node(self) -> str:
+        """The node this side connects (or is connected) to, as ``host:port``."""
+        return where(self._nodes.current)
+
     def _opened(self, connection: pika.connection.Connection) -> None:
+        _log.info("amqp_connected", role=self.role, node=self.node, again=self._lost)
         if self._lost:
             self._lost = False
             metrics.reconnected(self.role)
@@ -87,7 +107,9 @@ class Side:
 
     def _on_failed(self, _connection: pika.connection.Connection, error: BaseException) -> None:
         self._connection = None
-        self._link.retry(self._outage, error, self.connect)
+        failed = self.node
+        self._nodes.advance()  # the next node, if there is another
+        self._link.retry(self._outage, error, self.connect, failed)
 
     def _on_closed(self, _connection: pika.connection.Connection, reason: BaseException) -> None:
         self._connection = None
@@ -95,5 +117,7 @@ class Side:
         if self._link.closing:
             return
         self._lost = True
-        _log.warning(f"{self.role}_connection_lost", reason=str(reason))
-        self._link.retry(self._outage, reason, self.connect)
+        _log.warning(f"{self.role}_connection_lost", node=self.node, reason=str(reason))
+        lost = self.node
+        self._nodes.advance()  # a node that died takes a while to come back: try another
+        self._link.retry(self._outage, reason, self.connect, lost)
