@@ -165,6 +165,21 @@ class Cluster:
             return False
         return True
 
+    def queue(self, name: str) -> tuple[int, int, int] | None:
+        """A queue's messages ready, messages delivered and unacknowledged, and consumers, as
+        a running node sees them; None when no node lists it."""
+        for node in self.nodes:
+            if not self.running(node):
+                continue
+            listing = self._ctl(
+                node, "-q", "list_queues", "--no-table-headers",
+                "name", "messages_ready", "messages_unacknowledged", "consumers", check=False,
+            )  # fmt: skip
+            for row in (line.split("\t") for line in listing.splitlines()):
+                if row[0] == name and len(row) == 4 and all(v.isdigit() for v in row[1:]):
+                    return int(row[1]), int(row[2]), int(row[3])
+        return None
+
     def status(self) -> dict[str, str]:
         return {node.name: "running" if self.running(node) else "down" for node in self.nodes}
 

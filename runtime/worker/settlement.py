@@ -7,6 +7,8 @@ I/O thread and says whether the delivery's connection was still there::
               ├─ redelivered, same bytes as a message running ─▶ parked, settled with it
               ├─ redelivered, same bytes as a message that finished
               │  while no connection could take its verdict ────▶ that verdict, not run again
+              ├─ redelivered, same bytes as a message settled lately:
+              │  the settle was sent, then lost with its node ─▶ that verdict, not run again
               └─ anything else ─▶ running ─▶ settle(verdict)
                                               │ on the I/O thread: every copy is settled with the
                                               │ verdict; copies whose connection is gone are skipped
@@ -43,6 +45,11 @@ from runtime.worker.transport import BrokerPort, Delivery, Settlement
 MAX_REQUEUES = 5
 REMEMBER_SECONDS = 600.0
 REMEMBER_MAX = 10_000
+LATELY_COUNT = 512
+LATELY_BYTES = 64 * 1024 * 1024
+"""The settles sent lately that are remembered, by count and by the bytes of their bodies:
+a node that dies takes with it the settles still on their way, never more than a few
+prefetches' worth."""
 
 _log = get_logger("runtime.worker.settlement")
 _V = TypeVar("_V")
@@ -88,6 +95,26 @@ class _Memory:
     requeues: collections.OrderedDict[tuple[str, bytes], int] = field(
         default_factory=collections.OrderedDict
     )
+    lately: collections.deque[tuple[Delivery, Settlement]] = field(
+        default_factory=collections.deque
+    )
+    """Deliveries settled lately and how, newest last: a settle the broker acknowledges
+    nowhere may have died with the connection's node after it was sent."""
+    lately_bytes: int = 0
+
+    def settled(self, delivery: Delivery, verdict: Settlement) -> None:
+        self.lately.append((delivery, verdict))
+        self.lately_bytes += len(delivery.body)
+        while len(self.lately) > LATELY_COUNT or self.lately_bytes > LATELY_BYTES:
+            old, _ = self.lately.popleft()
+            self.lately_bytes -= len(old.body)
+
+    def settled_lately(self, delivery: Delivery, message_id: str) -> Settlement | None:
+        for earlier, verdict in reversed(self.lately):
+            same = earlier.headers.get("messageId") == message_id
+            if same and earlier.generation != delivery.generation and earlier.body == delivery.body:
+                return verdict
+        return None
 
 
 class Ledger:
@@ -116,6 +143,8 @@ class Ledger:
                     _log.warning("redelivery_of_message_in_progress", messageId=message_id)
                     return Handled("parked")
             verdict = self._remembered(message_id, delivery.body)
+            if verdict is None:
+                verdict = self._memory.settled_lately(delivery, message_id)
             if verdict is not None:
                 _log.info("redelivery_settled_as_before", messageId=message_id, verdict=verdict)
                 self._broker.settle_here(delivery, verdict)
@@ -140,7 +169,10 @@ class Ledger:
                 self._running.pop(ticket.message_id, None)
             applied = False
             for delivery in ticket.deliveries:
-                applied = self._broker.settle_here(delivery, verdict) or applied
+                if self._broker.settle_here(delivery, verdict):
+                    applied = True
+                    if verdict != "requeue":
+                        self._memory.settled(delivery, verdict)
             if not applied:
                 _log.warning("settle_deferred_until_redelivery", verdict=verdict)
                 self._remember(ticket, verdict)

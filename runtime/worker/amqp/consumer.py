@@ -117,12 +117,13 @@ class Consumer(Side):
         body: bytes,
     ) -> None:
         metrics.received(len(body))
+        converted = from_pika(properties)
         delivery = Delivery(
             body=body,
-            properties=from_pika(properties),
+            properties=converted,
             tag=method.delivery_tag,
             generation=self.generation,
-            redelivered=bool(method.redelivered),
+            redelivered=bool(method.redelivered) or _delivered_before(converted.headers),
         )
         if self._on_delivery is not None:
             self._on_delivery(delivery)
@@ -154,3 +155,11 @@ class Consumer(Side):
         _log.warning("consumer_channel_closed", reason=str(reason))
         if self._connection is not None and self._connection.is_open:
             self._connection.close()  # reconnects from _on_closed
+
+
+def _delivered_before(headers: dict[str, object]) -> bool:
+    """A quorum queue counts deliveries in ``x-delivery-count`` and, after a consumer's node
+    died, gives messages back without the redelivered flag (seen with RabbitMQ 3.10): the
+    count says it all the same."""
+    count = headers.get("x-delivery-count")
+    return isinstance(count, int) and not isinstance(count, bool) and count > 0

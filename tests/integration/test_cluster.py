@@ -1,0 +1,239 @@
+"""A RabbitMQ node dies under a worker: it moves to another node and nothing is lost.
+
+A three-node cluster of its own (``runtime.devtools.cluster``: nodes ``t1``-``t3`` on ports
+5691-5693, beside the broker on 5672), quorum queues, a worker at prefetch 10 given every
+node. The worker reads from ``t1`` and publishes through ``t2``; the test's own connection
+is on ``t3`` (where the queues' leaders start). Each test prints its counts: sent, data
+received, duplicates, unacked left, seconds to recover.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.devtools.cluster import Cluster
+from runtime.devtools.localplatform import messaging
+from runtime.worker.amqp import AdminClient
+from tests.integration.conftest import FLOWSTEPS, StepHarness, WorkerProcess
+
+pytestmark = pytest.mark.cluster
+
+MESSAGES = 2000
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if shutil.which("rabbitmq-server") is None or os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the cluster tests need rabbitmq-server and root (to run it as rabbitmq)")
+        pytest.skip("needs rabbitmq-server and root, to start nodes as the rabbitmq user")
+    running = Cluster(Path(tempfile.mkdtemp(prefix="cluster-test-")), prefix="t", first_port=5691)
+    started = time.monotonic()
+    running.up()
+    print(json.dumps({"cluster up": running.urls, "seconds": round(time.monotonic() - started)}))
+    yield running
+    running.down()
+
+
+def urls(cluster: Cluster, *names: str) -> str:
+    return ",".join(cluster.node(name).url for name in names)
+
+
+@pytest.fixture
+def harness(cluster, platform_api):
+    made = StepHarness(
+        urls(cluster, "t3", "t1", "t2"),  # the test's own connection on t3
+        platform_api,
+        "work",
+        component=FLOWSTEPS,
+        queueType="quorum",
+        prefetch=10,
+    )
+    yield made
+    for worker in made.workers:
+        worker.stop()
+    fresh(made)
+    made.close()
+
+
+def fresh(harness: StepHarness) -> None:
+    """A new connection for the test (its node may have restarted under the old one)."""
+    try:
+        harness.admin.close()
+    except Exception:
+        pass
+    harness.admin = AdminClient(harness.flow.amqp_url, name="test")
+
+
+def start(harness: StepHarness, cluster: Cluster) -> WorkerProcess:
+    worker = harness.start_worker(ELASTICIO_AMQP_URI=urls(cluster, "t1", "t2", "t3"))
+    wait(lambda: len(connected(worker)) >= 2, 30, "both connections open")
+    return worker
+
+
+def connected(worker: WorkerProcess) -> list[dict[str, Any]]:
+    return [e for e in worker.logs if e.get("msg") == "amqp_connected"]
+
+
+def node_of(worker: WorkerProcess, role: str) -> str:
+    return [e["node"] for e in connected(worker) if e["role"] == role][-1]
+
+
+def wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Outputs:
+    """The step's data messages, read from its output queue as they come."""
+
+    def __init__(self, harness: StepHarness) -> None:
+        self.harness = harness
+        self.seen: Counter[int] = Counter()
+
+    def read(self) -> None:
+        while (
+            got := self.harness.admin.get(self.harness.flow.output_queue("message"))
+        ) is not None:
+            event = messaging.read(self.harness.flow, "message", *got)
+            self.seen[event["payload"]["body"]["n"]] += 1
+
+    def until(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count and time.monotonic() < deadline:
+            self.read()
+            time.sleep(0.02)
+        self.read()
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.seen.values()) - len(self.seen)
+
+
+def send_all(harness: StepHarness, count: int, sleep: float) -> None:
+    for n in range(count):
+        harness.send({"n": n, "sleep": sleep})
+
+
+def sending(harness: StepHarness, count: int, sleep: float) -> threading.Thread:
+    """Send on a connection of its own (on the node no test kills) while the test reads."""
+
+    def send() -> None:
+        with AdminClient(harness.flow.amqp_url, name="test-sender") as admin:
+            for n in range(count):
+                messaging.send(harness.flow, admin, {"n": n, "sleep": sleep})
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def settled(cluster: Cluster, harness: StepHarness, worker: WorkerProcess) -> dict[str, int]:
+    """Wait for the step's queue to drain (nothing ready, nothing unacked) while the worker
+    runs; then stop it gracefully and count what is left."""
+    queue = harness.flow.messages_queue
+
+    def drained() -> bool:
+        counts = cluster.queue(queue)
+        return counts is not None and counts[:2] == (0, 0)
+
+    try:
+        wait(drained, 60, f"{queue} drained")
+    finally:
+        worker.signal()
+        assert worker.wait(60) == 0
+    counts = cluster.queue(queue)
+    assert counts is not None
+    ready, unacked, _consumers = counts
+    return {"left in the queue": ready, "unacked left": unacked}
+
+
+def logged(worker: WorkerProcess, msg: str, field: str | None = None) -> int:
+    entries = [e for e in worker.logs if e.get("msg") == msg]
+    return sum(int(e.get(field, 0)) for e in entries) if field else len(entries)
+
+
+def report(name: str, outputs: Outputs, worker: WorkerProcess, **extra: Any) -> dict[str, Any]:
+    line = {
+        "test": name,
+        "sent": MESSAGES,
+        "data received": len(outputs.seen),
+        "duplicates": outputs.duplicates,
+        "republished unconfirmed": logged(worker, "republishing_unconfirmed", "count"),
+        "settled on redelivery without running": logged(worker, "redelivery_settled_as_before"),
+        "redelivered while running": logged(worker, "redelivery_of_message_in_progress"),
+        **extra,
+    }
+    print(json.dumps(line))
+    return line
+
+
+def kill_mid_stream(cluster: Cluster, harness: StepHarness, role: str) -> dict[str, Any]:
+    worker = start(harness, cluster)
+    victim = cluster.node_at(node_of(worker, role))
+    before = len([e for e in connected(worker) if e["role"] == role])
+    sender = sending(harness, MESSAGES, sleep=0.01)
+    outputs = Outputs(harness)
+    outputs.until(MESSAGES // 4, 60)
+    assert len(outputs.seen) < MESSAGES, "the stream was over before the node died"
+    killed_at = time.monotonic()
+    cluster.kill(victim.name)
+    wait(lambda: len([e for e in connected(worker) if e["role"] == role]) > before, 60,
+         f"the {role} connection on another node")  # fmt: skip
+    recovered = round(time.monotonic() - killed_at, 2)
+    assert node_of(worker, role) != f"127.0.0.1:{victim.port}"
+    sender.join(120)
+    outputs.until(MESSAGES, 120)
+    line = report(f"{role} node killed", outputs, worker, **settled(cluster, harness, worker),
+                  **{"seconds to reconnect": recovered, "node killed": victim.name})  # fmt: skip
+    cluster.start(victim.name)
+    return line
+
+
+def test_the_node_of_the_consuming_connection_dies_mid_stream(cluster, harness):
+    line = kill_mid_stream(cluster, harness, "read")
+    assert line["data received"] == MESSAGES
+    assert line["duplicates"] <= line["republished unconfirmed"]
+    assert line["left in the queue"] == 0 and line["unacked left"] == 0
+
+
+def test_the_node_of_the_publishing_connection_dies_mid_stream(cluster, harness):
+    line = kill_mid_stream(cluster, harness, "write")
+    assert line["data received"] == MESSAGES
+    assert line["duplicates"] <= line["republished unconfirmed"]
+    assert line["left in the queue"] == 0 and line["unacked left"] == 0
+
+
+def test_a_rolling_restart_of_every_node_loses_nothing(cluster, harness):
+    worker = start(harness, cluster)
+    send_all(harness, MESSAGES, sleep=0.1)  # about 100 a second: the stream spans restarts
+    outputs = Outputs(harness)
+    outputs.until(MESSAGES // 10, 60)
+    started = time.monotonic()
+    for node in cluster.nodes:
+        cluster.stop(node.name)
+        cluster.start(node.name)
+    restarts = round(time.monotonic() - started, 1)
+    fresh(harness)
+    outputs.until(MESSAGES, 120)
+    line = report("rolling restart", outputs, worker, **settled(cluster, harness, worker),
+                  **{"seconds of restarts": restarts,
+                     "reconnections": len(connected(worker)) - 2})  # fmt: skip
+    assert line["data received"] == MESSAGES
+    assert line["duplicates"] <= line["republished unconfirmed"]
+    assert line["left in the queue"] == 0 and line["unacked left"] == 0
+    assert line["reconnections"] >= 2  # both connections moved at least once
