@@ -237,3 +237,28 @@ def test_a_rolling_restart_of_every_node_loses_nothing(cluster, harness):
     assert line["duplicates"] <= line["republished unconfirmed"]
     assert line["left in the queue"] == 0 and line["unacked left"] == 0
     assert line["reconnections"] >= 2  # both connections moved at least once
+
+
+def test_a_quorum_queues_delivery_count_bounds_requeues_across_workers(cluster, harness):
+    """A message whose events cannot be published is requeued at most MAX_REQUEUES times,
+    counted by the queue's ``x-delivery-count``: a second worker, knowing nothing of the
+    first one's requeues, goes on counting from the header instead of starting again."""
+    from runtime.worker.settlement import MAX_REQUEUES
+
+    for kind in ("message", "error"):  # nowhere for the data or the error to go
+        harness.admin.delete_queue(harness.flow.output_queue(kind))
+    first = start(harness, cluster)
+    harness.send({"n": 1, "sleep": 0.3})
+    wait(lambda: logged(first, "error_not_published") >= 2, 60, "two requeues by the first")
+    first.stop()  # killed: its memory of the requeues goes with it
+    second = start(harness, cluster)
+    wait(lambda: logged(second, "message_rejected") >= 1, 60, "the rejection")
+    runs = logged(first, "error_not_published") + logged(second, "error_not_published")
+    print(json.dumps({"test": "delivery count", "requeues by the first worker":
+                      logged(first, "error_not_published"), "by the second":
+                      logged(second, "error_not_published"), "limit": MAX_REQUEUES}))  # fmt: skip
+    assert runs <= MAX_REQUEUES + 1  # without the header the second alone would requeue 5 more
+    rejected = next(e for e in second.logs if e.get("msg") == "message_rejected")
+    assert "rejected so it cannot loop" in rejected["reason"]
+    wait(lambda: (cluster.queue(harness.flow.messages_queue) or (1, 1, 0))[:2] == (0, 0), 30,
+         "the queue empty")  # fmt: skip

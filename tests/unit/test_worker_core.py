@@ -150,6 +150,25 @@ def test_a_message_finished_while_disconnected_is_acked_on_redelivery_without_ru
     assert gated.runs == 1
 
 
+def test_a_message_whose_ack_died_with_its_node_is_acked_on_redelivery_without_running(
+    broker, gated
+):
+    worker = worker_for(broker, "gated")
+    body, headers = message({"n": 1})
+    first = broker.deliver(body, headers)
+    gated.gate.set()
+    assert settled(broker, worker, [first]) == ["ack"]  # sent on a live connection...
+    broker.reconnect()  # ...whose node died before the queue's leader had it
+    again = broker.deliver(body, headers, redelivered=True)
+    broker.wait_for(lambda: broker.verdict(again) is not None)
+    assert broker.verdict(again) == "ack"
+    assert len(bodies(broker)) == 1
+    assert gated.runs == 1
+    fresh = broker.deliver(body, headers)  # the same bytes published again: a new message
+    assert settled(broker, worker, [fresh]) == ["ack"]
+    assert gated.runs == 2
+
+
 def test_a_redelivered_message_with_other_bytes_is_another_message(broker, gated):
     worker = worker_for(broker, "gated", prefetch=2)
     first = broker.deliver(*message({"n": 1}))
