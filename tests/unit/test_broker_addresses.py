@@ -61,3 +61,32 @@ def test_every_nodes_password_is_kept_out_of_logs():
 )  # fmt: skip
 def test_a_quorum_queues_delivery_count_marks_a_redelivery(headers, before):
     assert _delivered_before(headers) is before
+
+
+def test_the_local_platform_hands_the_list_on_and_declares_quorum_queues():
+    from runtime.devtools.localplatform import topology
+    from runtime.devtools.localplatform.flow import FlowSpec
+
+    flow = FlowSpec.model_validate(
+        {"function": "work", "amqpUrl": NODES, "queueType": "quorum", "flowId": "f"}
+    )
+    assert flow.worker_env("http://127.0.0.1:9")["ELASTICIO_AMQP_URI"] == NODES
+
+    class Recording:
+        def __init__(self) -> None:
+            self.queues: dict[str, dict | None] = {}
+
+        def declare_exchange(self, name: str) -> None:
+            pass
+
+        def declare_queue(self, name: str, arguments: dict | None = None) -> None:
+            self.queues[name] = arguments
+
+        def bind(self, queue: str, exchange: str, key: str) -> None:
+            pass
+
+    admin = Recording()
+    topology.declare(flow, admin)  # type: ignore[arg-type]
+    quorum = {name for name, args in admin.queues.items() if args == {"x-queue-type": "quorum"}}
+    assert flow.messages_queue in quorum and flow.output_queue("message") in quorum
+    assert flow.output_queue("rebound") not in quorum  # it only holds messages for a delay
