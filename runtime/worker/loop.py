@@ -113,7 +113,7 @@ class Worker:
             keys=self._keys,
             storage=self._storage,
         )
-        self._ledger = Ledger(broker)
+        self._ledger = Ledger(broker, prefetch=settings.rabbitmq_prefetch_sailor)
         metrics.in_flight_from(lambda: self._ledger.in_flight)
         self._runners = RunnerPool("message")
         # The broker's prefetch already bounds the messages in flight; a semaphore only

@@ -45,11 +45,10 @@ from runtime.worker.transport import BrokerPort, Delivery, Settlement
 MAX_REQUEUES = 5
 REMEMBER_SECONDS = 600.0
 REMEMBER_MAX = 10_000
-LATELY_COUNT = 512
-LATELY_BYTES = 64 * 1024 * 1024
-"""The settles sent lately that are remembered, by count and by the bytes of their bodies:
-a node that dies takes with it the settles still on their way, never more than a few
-prefetches' worth."""
+LATELY_BYTES = 16 * 1024 * 1024
+"""The settles sent lately are remembered by reference to their deliveries (no digest on
+the hot path), two prefetches' worth and at most this many bytes of bodies: a node that
+dies takes with it only the settles still on their way."""
 
 _log = get_logger("runtime.worker.settlement")
 _V = TypeVar("_V")
@@ -101,11 +100,12 @@ class _Memory:
     """Deliveries settled lately and how, newest last: a settle the broker acknowledges
     nowhere may have died with the connection's node after it was sent."""
     lately_bytes: int = 0
+    lately_count: int = 16
 
     def settled(self, delivery: Delivery, verdict: Settlement) -> None:
         self.lately.append((delivery, verdict))
         self.lately_bytes += len(delivery.body)
-        while len(self.lately) > LATELY_COUNT or self.lately_bytes > LATELY_BYTES:
+        while len(self.lately) > self.lately_count or self.lately_bytes > LATELY_BYTES:
             old, _ = self.lately.popleft()
             self.lately_bytes -= len(old.body)
 
@@ -118,11 +118,13 @@ class _Memory:
 
 
 class Ledger:
-    def __init__(self, broker: BrokerPort, *, max_requeues: int = MAX_REQUEUES) -> None:
+    def __init__(
+        self, broker: BrokerPort, *, max_requeues: int = MAX_REQUEUES, prefetch: int = 8
+    ) -> None:
         self._broker = broker
         self._max_requeues = max_requeues
         self._running: dict[str, list[Ticket]] = {}
-        self._memory = _Memory()
+        self._memory = _Memory(lately_count=2 * max(8, prefetch))
         self._in_flight = 0
         self._idle = threading.Condition()
 
