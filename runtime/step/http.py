@@ -30,6 +30,7 @@ from runtime.auth.session import AuthorizedSession
 from runtime.auth.slots import CACHE, CredentialCache
 from runtime.auth.token_client import TOKEN_TIMEOUT
 from runtime.auth.use import CredentialUse
+from runtime.log import get_logger
 from runtime.step.context import AsyncContext, Context
 
 ACCOUNT_FIELD = "_account"
@@ -40,6 +41,8 @@ TOKEN_FIELDS = (
     "access_token", "refresh_token", "expires_at", "expires_in", "token_type", "instance_url",
 )  # fmt: skip
 _PARSED_LIMIT = 256
+
+_log = get_logger("runtime.step.http")
 
 
 def credential_part(cfg: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
@@ -170,6 +173,17 @@ class Sessions:
             token_timeout=self._token_timeout,
             **self._refreshing(held),
         )
+
+    def warm(self, cfg: Mapping[str, Any]) -> None:
+        """Read a platform-held credential now, off the event loop (a worker starting), so
+        the first message of an async step does not wait on the secrets API on the loop.
+        A failure is left for that message to meet, with its error."""
+        if secret_id_of(cfg) is None:
+            return
+        try:
+            self._credential(cfg)
+        except Exception as exc:  # noqa: BLE001 - reported by the first message that needs it
+            _log.warning("secret_not_read", reason=str(exc)[:300])
 
     def _credential(
         self, cfg: Mapping[str, Any]

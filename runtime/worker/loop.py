@@ -135,6 +135,7 @@ class Worker:
             keep=True,
             secrets=PlatformSecrets(api, settings.workspace_id),
         )
+        self._http_factory.warm(state.cfg())
         self._async = is_async(step.process)
         if self._async and steps_loop is None:
             raise ValueError(f"step {step.name!r} is async: the worker needs its event loop")

@@ -29,6 +29,9 @@ def test_a_platform_flow_with_a_secret_and_moment_runs_unchanged(
     flow = load_flow(ROOT / "demo" / "flows" / "platform-rest.json", {"DEMO_API_URL": demo_api.url})
     harness = step(flow.function, component=ROOT, config=flow.config)
     workers = [harness.start_worker(), harness.start_worker()]
+    secret_reads = [c for c in platform_api.state.calls if c[1].endswith("/secrets/demo")]
+    assert [method for method, _ in secret_reads] == ["GET", "GET"]  # read at start, not
+    # on the first message's event loop; once per worker
 
     sent = 0
     for round_ in range(1, ROUNDS + 1):
