@@ -28,6 +28,7 @@ from runtime.step.executor import execute
 from runtime.step.http import session_factory
 from runtime.step.loader import load_step
 from runtime.step.run_state import Outcome, StepCall
+from runtime.step.service import CredentialStores
 
 __all__ = ["Event", "Outcome", "run_select", "run_step", "run_step_outcome", "run_verify"]
 
@@ -117,9 +118,7 @@ def run_verify(
     from runtime.step.service import verify_credentials
 
     saved: list[dict[str, Any]] = []
-    verdict = verify_credentials(
-        _component(component), cfg, saved.append, secrets=secrets_from_env(os.environ)
-    )
+    verdict = verify_credentials(_component(component), cfg, saved.append, stores=_stores())
     return verdict, saved
 
 
@@ -130,7 +129,11 @@ def run_select(
     from runtime.step.service import select_model
 
     saved: list[dict[str, Any]] = []
-    found = select_model(
-        _component(component), step, method, cfg, saved.append, secrets=secrets_from_env(os.environ)
-    )
+    found = select_model(_component(component), step, method, cfg, saved.append, stores=_stores())
     return found, saved
+
+
+def _stores() -> CredentialStores:
+    """The platform's secrets API when the environment names it (tests of platform-held
+    credentials set ``ELASTICIO_API_URI`` and the rest)."""
+    return CredentialStores(secrets=secrets_from_env(os.environ))

@@ -26,7 +26,7 @@ from runtime.platform.http import platform_session
 from runtime.platform.secrets import from_env as secrets_from_env
 from runtime.redact import SECRETS
 from runtime.step.component import component_root, load_component
-from runtime.step.service import get_meta_model, select_model, verify_credentials
+from runtime.step.service import CredentialStores, get_meta_model, select_model, verify_credentials
 
 METHODS = ("verifyCredentials", "getMetaModel", "selectModel")
 EXIT_OK, EXIT_ERROR_POSTED, EXIT_NOWHERE = 0, 1, 2
@@ -89,7 +89,7 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
         secret=env.get("ELASTICIO_MESSAGE_CRYPTO_PASSWORD") or None,
     )
 
-    secrets = secrets_from_env(env)
+    stores = CredentialStores(lock, secrets_from_env(env))
 
     def save_keys(keys: dict[str, Any]) -> None:
         account = cfg.get("_account")
@@ -101,10 +101,10 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
 
     try:
         if method == "verifyCredentials":
-            return verify_credentials(component, cfg, save_keys, lock=lock, secrets=secrets)
+            return verify_credentials(component, cfg, save_keys, stores=stores)
         if method == "getMetaModel":
-            return get_meta_model(component, step, cfg, save_keys, lock=lock, secrets=secrets)
-        return select_model(component, step, model, cfg, save_keys, lock=lock, secrets=secrets)
+            return get_meta_model(component, step, cfg, save_keys, stores=stores)
+        return select_model(component, step, model, cfg, save_keys, stores=stores)
     finally:
         api.close()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.auth.held import SecretStore
@@ -31,6 +32,18 @@ VERIFY_FILE = "verifyCredentials.py"
 OnKeys = Callable[[dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class CredentialStores:
+    """Where a service call's credential lives beside its ``cfg``: the lock its replicas
+    refresh under, and the platform's secrets API for a credential the platform holds."""
+
+    lock: CredentialLock = IN_PROCESS
+    secrets: SecretStore | None = None
+
+
+NO_STORES = CredentialStores()
+
+
 class ServiceEventError(InvalidInput):
     """A service call emitted an event that only message processing can carry."""
 
@@ -40,8 +53,7 @@ def service_context(
     cfg: Mapping[str, Any],
     on_keys: OnKeys,
     *,
-    lock: CredentialLock = IN_PROCESS,
-    secrets: SecretStore | None = None,
+    stores: CredentialStores = NO_STORES,
     asynchronous: bool = False,
 ) -> Context:
     """The ``ctx`` of a service call: an ``AsyncContext`` for an ``async def`` function."""
@@ -57,7 +69,9 @@ def service_context(
         deliver=deliver,
         log=get_logger("component"),
         cfg=cfg,
-        http_factory=session_factory(component.credential_fields(), lock=lock, secrets=secrets),
+        http_factory=session_factory(
+            component.credential_fields(), lock=stores.lock, secrets=stores.secrets
+        ),
     )
 
 
@@ -85,8 +99,7 @@ def verify_credentials(
     cfg: Mapping[str, Any],
     on_keys: OnKeys,
     *,
-    lock: CredentialLock = IN_PROCESS,
-    secrets: SecretStore | None = None,
+    stores: CredentialStores = NO_STORES,
 ) -> dict[str, Any]:
     """``{"verified": bool, "reason"?: str}``; raises when the check itself failed.
 
@@ -101,9 +114,7 @@ def verify_credentials(
     verify = getattr(module, "verify", None)
     if not callable(verify):
         raise ComponentError([f"{where}: has no function verify(ctx, credentials)"])
-    ctx = service_context(
-        component, cfg, on_keys, lock=lock, secrets=secrets, asynchronous=is_async(verify)
-    )
+    ctx = service_context(component, cfg, on_keys, stores=stores, asynchronous=is_async(verify))
     return _verdict(_call(verify, ctx, cfg))
 
 
@@ -125,13 +136,10 @@ def select_model(
     cfg: Mapping[str, Any],
     on_keys: OnKeys,
     *,
-    lock: CredentialLock = IN_PROCESS,
-    secrets: SecretStore | None = None,
+    stores: CredentialStores = NO_STORES,
 ) -> Any:
     """The options of a dynamic select: ``{value: label}``."""
-    return _call_step_function(
-        component, step_name, method, cfg, on_keys, lock=lock, secrets=secrets
-    )
+    return _call_step_function(component, step_name, method, cfg, on_keys, stores=stores)
 
 
 def get_meta_model(
@@ -140,13 +148,10 @@ def get_meta_model(
     cfg: Mapping[str, Any],
     on_keys: OnKeys,
     *,
-    lock: CredentialLock = IN_PROCESS,
-    secrets: SecretStore | None = None,
+    stores: CredentialStores = NO_STORES,
 ) -> Any:
     """A step's dynamic metadata: ``{"in": schema, "out": schema}``."""
-    return _call_step_function(
-        component, step_name, "getMetaModel", cfg, on_keys, lock=lock, secrets=secrets
-    )
+    return _call_step_function(component, step_name, "getMetaModel", cfg, on_keys, stores=stores)
 
 
 def _call_step_function(
@@ -156,8 +161,7 @@ def _call_step_function(
     cfg: Mapping[str, Any],
     on_keys: OnKeys,
     *,
-    lock: CredentialLock,
-    secrets: SecretStore | None,
+    stores: CredentialStores,
 ) -> Any:
     step = load_step(component, step_name)
     function = step.function(name)
@@ -165,9 +169,7 @@ def _call_step_function(
         raise ComponentError(
             [f"{step.spec.main!r} (step {step_name!r}) has no function {name}(ctx, cfg)"]
         )
-    ctx = service_context(
-        component, cfg, on_keys, lock=lock, secrets=secrets, asynchronous=is_async(function)
-    )
+    ctx = service_context(component, cfg, on_keys, stores=stores, asynchronous=is_async(function))
     return _call(function, ctx, cfg)
 
 
