@@ -50,12 +50,16 @@ NON_SUCCESS = frozenset(range(300, 600))
 async def run_current(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
     """``httpRequestAxios`` and ``httpRequestAxiosTrigger``."""
     plan = plan_for(_with_reader(cfg))
+    text_encoding = _node_encoding(cfg)
+    checked = {**cfg, "responseEncoding": "utf8"} if text_encoding else cfg
     options = dataclasses.replace(
-        options_from(cfg, oauth2=ctx.http.credentials.type == "oauth2"), redirects_as_data=False
+        options_from(checked, oauth2=ctx.http.credentials.type == "oauth2"),
+        redirects_as_data=False,
     )
     response = await call(ctx, msg, cfg, plan=plan, options=options)
     if response is not None:
-        await ctx.emit("data", await _current_output(response, options, msg, cfg))
+        output = await _current_output(response, options, msg, cfg, text_encoding)
+        await ctx.emit("data", output)
 
 
 async def run_older(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
@@ -162,8 +166,36 @@ def _attachment_limit(options: Options, cfg: Mapping[str, Any]) -> int:
     return options.response_limit if explicit else ATTACHMENT_LIMIT
 
 
+NODE_TEXT_ENCODINGS = {
+    "latin1": "latin-1", "binary": "latin-1", "ascii": "ascii", "utf16le": "utf-16-le",
+    "ucs2": "utf-16-le", "hex": "hex", "base64url": "base64url",
+}  # fmt: skip
+"""``responseEncoding`` values other than utf8 and base64 that Node.js decodes a body with,
+as the platform's current steps pass them to axios: the body is decoded so, then read as
+JSON when it parses."""
+
+
+def _node_encoding(cfg: Mapping[str, Any]) -> str | None:
+    name = str(cfg.get("responseEncoding") or "").strip().lower().replace("-", "")
+    return NODE_TEXT_ENCODINGS.get(name)
+
+
+def _decoded(raw: bytes, encoding: str) -> str:
+    if encoding == "hex":
+        return raw.hex()
+    if encoding == "base64url":
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    if encoding == "ascii":  # Node keeps the low seven bits of each byte
+        return bytes(b & 0x7F for b in raw).decode("ascii")
+    return raw.decode(encoding, errors="replace")
+
+
 async def _current_output(
-    response: AsyncResponse, options: Options, msg: Message, cfg: Mapping[str, Any]
+    response: AsyncResponse,
+    options: Options,
+    msg: Message,
+    cfg: Mapping[str, Any],
+    text_encoding: str | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "statusCode": response.status_code,
@@ -171,7 +203,11 @@ async def _current_output(
     }
     message: dict[str, Any] = {"body": result, "attachments": {}}
     kind = response.headers.get("Content-Type", "").lower()
-    binary = any(marker in kind for marker in BINARY_MARKERS) and options.encoding != "base64"
+    binary = (
+        any(marker in kind for marker in BINARY_MARKERS)
+        and options.encoding != "base64"
+        and text_encoding is None
+    )
     if options.download_attachment or binary:
         limit = options.response_limit if options.download_attachment else None
         name, entry = await store_answer(
@@ -184,12 +220,17 @@ async def _current_output(
     if options.encoding == "base64":
         result["responseBody"] = base64.b64encode(raw).decode()
         return message
-    try:
-        result["responseBody"] = bounded.loads(raw, what="the response") if raw.strip() else ""
+    text = (
+        _decoded(raw, text_encoding)
+        if text_encoding is not None
+        else raw.decode(response.encoding or "utf-8", errors="replace")
+    )
+    try:  # as axios reads it: JSON whenever the text parses, whatever the content type
+        result["responseBody"] = bounded.loads(text, what="the response") if text.strip() else ""
     except bounded.TooDeep as exc:
         raise StepError(str(exc)) from None
     except bounded.OutOfBounds:
-        result["responseBody"] = raw.decode(response.encoding or "utf-8", errors="replace")
+        result["responseBody"] = text
     return message
 
 

@@ -429,3 +429,26 @@ def test_the_platform_refusing_to_refresh_is_a_reconnect_error_without_secrets(p
     entry = json.loads(platform.secrets_file.read_text())["demo"]
     for secret in (entry["accessToken"], entry["refreshToken"], entry["clientSecret"]):
         assert secret not in json.dumps([e.payload for e in events])
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        ("latin1", "caf\u00e9"),
+        ("utf16le", "\u6163\ue966"),
+        ("base64url", "Y2Fm6Q"),
+        ("ascii", "cafi"),
+    ],
+)
+def test_current_step_decodes_the_body_with_a_node_encoding(server, encoding, expected):
+    reader = {"method": "GET", "url": quoted(f"{server.url}/text")}
+    events = run("httpRequestAxios", reader, responseEncoding=encoding)
+    assert data(events)[0]["body"]["responseBody"] == expected
+
+
+def test_an_unknown_response_encoding_is_refused_naming_the_field(server):
+    reader = {"method": "GET", "url": quoted(f"{server.url}/text")}
+    events = run("httpRequestAxios", reader, responseEncoding="ebcdic")
+    assert kinds(events) == ["error", "end"]
+    assert "responseEncoding" in events[0].payload["message"]
+    assert server.seen == []
