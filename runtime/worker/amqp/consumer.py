@@ -158,8 +158,8 @@ class Consumer(Side):
 
 
 def _delivered_before(headers: dict[str, object]) -> bool:
-    """A quorum queue counts deliveries in ``x-delivery-count`` and, after a consumer's node
-    died, gives messages back without the redelivered flag (seen with RabbitMQ 3.10): the
-    count says it all the same."""
+    """A quorum queue counts earlier deliveries in ``x-delivery-count``: a count above 0 is
+    a redelivery whatever the flag says (RabbitMQ 3.10 sets both after a node died; the
+    count is the one the queue keeps across its leaders)."""
     count = headers.get("x-delivery-count")
     return isinstance(count, int) and not isinstance(count, bool) and count > 0
