@@ -209,9 +209,8 @@ async def _current_output(
         and text_encoding is None
     )
     if options.download_attachment or binary:
-        limit = options.response_limit if options.download_attachment else None
         name, entry = await store_answer(
-            response, limit or _attachment_limit(options, cfg), str(msg.get("id") or "")
+            response, _attachment_limit(options, cfg), str(msg.get("id") or "")
         )
         result["attachmentUrl"] = entry["url"]
         message["attachments"][name] = entry

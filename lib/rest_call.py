@@ -148,7 +148,9 @@ def _build(
         message_id=str(msg.get("id") or ""),
     )
     if plan.reader:
-        body, query = _reader_body(plan, values, encoding, query, body_on_get=body_on_get)
+        body, query = _reader_body(
+            plan, values, encoding, query, body_on_get=body_on_get, upload=options.upload_file
+        )
     else:
         body = _body(plan, values, msg, encoding)
     if options.request_limit is not None and body.size > options.request_limit:
@@ -192,6 +194,7 @@ def _reader_body(
     query: dict[str, Any],
     *,
     body_on_get: bool,
+    upload: bool,
 ) -> tuple[Body, dict[str, Any]]:
     """The body of a platform ``reader`` configuration, as the platform's steps send it:
     only what the configuration holds (never the incoming message), rows of a GET's
@@ -206,7 +209,7 @@ def _reader_body(
         return Body(), {**query, **{k: _row_text(v) for k, v in value.items()}}
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return encoding(kind, value), query
-    if kind == "application/octet-stream" and encoding.keywords["upload_file"]:
+    if kind == "application/octet-stream" and upload:
         return encoding(kind, value), query
     if isinstance(value, str):
         return Body(value.encode(), plan.content_type, len(value.encode())), query

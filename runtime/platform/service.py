@@ -23,7 +23,7 @@ from runtime.auth.locks import lock_from_url
 from runtime.network import describe_failure, in_words
 from runtime.platform.api import PlatformApi
 from runtime.platform.http import platform_session
-from runtime.platform.secrets import from_env as secrets_from_env
+from runtime.platform.secrets import PlatformSecrets
 from runtime.redact import SECRETS
 from runtime.step.component import component_root, load_component
 from runtime.step.service import CredentialStores, get_meta_model, select_model, verify_credentials
@@ -89,7 +89,8 @@ def _call(method: str, env: Mapping[str, str], cwd: Path) -> Any:
         secret=env.get("ELASTICIO_MESSAGE_CRYPTO_PASSWORD") or None,
     )
 
-    stores = CredentialStores(lock, secrets_from_env(env))
+    workspace = env.get("ELASTICIO_WORKSPACE_ID")
+    stores = CredentialStores(lock, PlatformSecrets(api, workspace) if workspace else None)
 
     def save_keys(keys: dict[str, Any]) -> None:
         account = cfg.get("_account")

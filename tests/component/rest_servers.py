@@ -8,8 +8,10 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,6 +25,9 @@ XML = (
 )
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
+
+STORE_TOKEN = "store-token-never-shown"
+"""The attachment storage's token in the component tests (tests/component/conftest.py)."""
 
 JSON = [("Content-Type", "application/json")]
 Reply = tuple[int, bytes, list[tuple[str, str]]]
@@ -154,3 +159,15 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def stored(store: Any, data: bytes, kind: str = "application/octet-stream") -> str:
+    """Put ``data`` in the attachment storage; the URL a step reads it from."""
+    answer = requests.post(
+        f"{store.url}/objects",
+        data=data,
+        headers={"Authorization": f"Bearer {STORE_TOKEN}", "Content-Type": kind},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return f"{store.url}/objects/{answer.json()['objectId']}?storage_type=maester"

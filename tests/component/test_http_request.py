@@ -6,17 +6,9 @@ import base64
 
 import pytest
 
-from runtime.auth.slots import CACHE
 from runtime.devtools.demo.api import API_KEY, BASIC_USER
 from runtime.testing import run_step, run_step_outcome
 from tests.helpers import ROOT, demo_oauth
-
-
-@pytest.fixture(autouse=True)
-def _fresh_credentials():
-    CACHE.clear()
-    yield
-    CACHE.clear()
 
 
 def oauth(api, **extra):

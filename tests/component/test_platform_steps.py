@@ -12,29 +12,17 @@ import socket
 import threading
 
 import pytest
-import requests
 
 from lib.platform_steps import older_options
 from runtime.auth.errors import CredentialError
-from runtime.auth.slots import CACHE
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform.api_server import PlatformApiServer
-from runtime.devtools.localplatform.object_store import ObjectStore
 from runtime.devtools.localplatform.secrets import FileSecrets
 from runtime.testing import run_step, run_verify
-from tests.component.rest_servers import PNG, answers
+from tests.component.rest_servers import PNG, answers, stored
 from tests.helpers import ROOT
 
 FLOWSTEPS = ROOT / "tests" / "fixtures" / "flowsteps"
-
-STORE_TOKEN = "store-token-never-shown"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_credentials():
-    CACHE.clear()
-    yield
-    CACHE.clear()
 
 
 @pytest.fixture
@@ -70,15 +58,6 @@ def server(platform):
     """Odd answers, called with the platform's 'open' (noauth) secret."""
     with answers() as running:
         yield running
-
-
-@pytest.fixture
-def attachments(monkeypatch):
-    running = ObjectStore(STORE_TOKEN).start()
-    monkeypatch.setenv("ELASTICIO_OBJECT_STORAGE_URI", running.url)
-    monkeypatch.setenv("ELASTICIO_OBJECT_STORAGE_TOKEN", STORE_TOKEN)
-    yield running
-    running.stop()
 
 
 @pytest.fixture
@@ -231,12 +210,12 @@ def test_current_step_does_not_follow_when_told_not_to_and_fails_on_the_3xx(serv
     assert answer["HTTPHeaders"]["location"] == "/redirect/0"
 
 
-def test_current_step_stores_binary_answers_as_attachments(server, attachments):
+def test_current_step_stores_binary_answers_as_attachments(server, store):
     events = run("httpRequestAxios", {"method": "GET", "url": quoted(f"{server.url}/png")})
     message = data(events)[0]
     url = message["body"]["attachmentUrl"]
     assert "responseBody" not in message["body"]
-    assert list(attachments.objects.values()) == [PNG]
+    assert list(store.objects.values()) == [PNG]
     assert [entry["url"] for entry in message["attachments"].values()] == [url]
 
 
@@ -317,15 +296,13 @@ def test_older_step_fails_on_an_answer_that_does_not_parse_as_its_type(server, p
 
 
 @pytest.mark.parametrize(("path", "content"), [("/files/r.pdf", None), ("/csv", b"a,b\n1,2\n")])
-def test_older_step_stores_binary_and_csv_answers_as_attachments(
-    server, attachments, path, content
-):
+def test_older_step_stores_binary_and_csv_answers_as_attachments(server, store, path, content):
     events = run("httpRequestAction", {"method": "GET", "url": quoted(f"{server.url}{path}")})
     message = data(events)[0]
     entry = message["body"]["attachments"]
     assert "body" not in message["body"]
     assert list(message["attachments"].values()) == [entry]
-    stored = list(attachments.objects.values())
+    stored = list(store.objects.values())
     assert len(stored) == 1 and entry["size"] == len(stored[0])
     if content is not None:
         assert stored[0] == content
@@ -369,14 +346,8 @@ def test_bad_delay_settings_are_clear_errors(server, options, said):
     assert server.seen == []
 
 
-def test_older_multipart_sends_the_messages_attachments_as_files(platform, attachments):
-    kept = requests.post(
-        f"{attachments.url}/objects",
-        data=b"invoice bytes",
-        headers={"Authorization": f"Bearer {STORE_TOKEN}"},
-        timeout=10,
-    ).json()["objectId"]
-    url = f"{attachments.url}/objects/{kept}?storage_type=maester"
+def test_older_multipart_sends_the_messages_attachments_as_files(platform, store):
+    url = stored(store, b"invoice bytes")
     reader = {
         "method": "POST",
         "url": quoted(f"{platform.api.url}/api/upload"),
@@ -391,12 +362,12 @@ def test_older_multipart_sends_the_messages_attachments_as_files(platform, attac
     ]
 
 
-def test_binary_answers_stored_as_attachments_keep_a_size_limit(server, attachments):
+def test_binary_answers_stored_as_attachments_keep_a_size_limit(server, store):
     reader = {"method": "GET", "url": quoted(f"{server.url}/files/big.pdf?bytes=5000")}
     events = run("httpRequestAxios", reader, maxContentLength="1000")
     assert kinds(events) == ["error", "end"]
     assert "more than the 1,000 bytes" in events[0].payload["message"]
-    assert attachments.objects == {}
+    assert store.objects == {}
 
 
 def test_a_sync_step_uses_and_refreshes_a_platform_held_credential_too(platform):

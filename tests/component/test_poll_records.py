@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.auth.slots import CACHE
 from runtime.devtools.demo.api import DemoApi
 from runtime.step.events import Event
 from runtime.testing import run_select, run_step_outcome, run_verify
@@ -43,13 +42,6 @@ STYLES = {
         "query": {"style": "cursor", "page_size": 7},
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_credentials():
-    CACHE.clear()
-    yield
-    CACHE.clear()
 
 
 def credential(api: DemoApi) -> dict:

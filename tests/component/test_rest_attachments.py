@@ -13,40 +13,11 @@ import tracemalloc
 import pytest
 import requests
 
-from runtime.auth.slots import CACHE
-from runtime.devtools.localplatform.object_store import ObjectStore
 from runtime.testing import run_step
-from tests.component.rest_servers import answers
+from tests.component.rest_servers import STORE_TOKEN, answers, stored
 from tests.helpers import ROOT, demo_oauth
 
-STORE_TOKEN = "store-token-never-shown"
 FILE = bytes(range(256)) * 4096  # 1 MiB: spooled to disk on the way
-
-
-@pytest.fixture(autouse=True)
-def _fresh_credentials():
-    CACHE.clear()
-    yield
-    CACHE.clear()
-
-
-@pytest.fixture
-def store(monkeypatch):
-    running = ObjectStore(STORE_TOKEN).start()
-    monkeypatch.setenv("ELASTICIO_OBJECT_STORAGE_URI", running.url)
-    monkeypatch.setenv("ELASTICIO_OBJECT_STORAGE_TOKEN", STORE_TOKEN)
-    yield running
-    running.stop()
-
-
-def stored(store, data, kind="application/octet-stream"):
-    answer = requests.post(
-        f"{store.url}/objects",
-        data=data,
-        headers={"Authorization": f"Bearer {STORE_TOKEN}", "Content-Type": kind},
-        timeout=10,
-    )
-    return f"{store.url}/objects/{answer.json()['objectId']}?storage_type=maester"
 
 
 def upload(api, body, **extra):

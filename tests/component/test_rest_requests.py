@@ -9,16 +9,8 @@ import threading
 import pytest
 
 import lib.expressions
-from runtime.auth.slots import CACHE
 from runtime.testing import run_step
 from tests.helpers import ROOT, demo_oauth
-
-
-@pytest.fixture(autouse=True)
-def _fresh_credentials():
-    CACHE.clear()
-    yield
-    CACHE.clear()
 
 
 def call(cfg, msg=None, name="httpRequest"):

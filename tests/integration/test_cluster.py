@@ -24,7 +24,8 @@ import pytest
 from runtime.devtools.cluster import Cluster
 from runtime.devtools.localplatform import messaging
 from runtime.worker.amqp import AdminClient
-from tests.integration.conftest import FLOWSTEPS, StepHarness, WorkerProcess
+from tests.helpers import wait_for
+from tests.integration.conftest import FLOWSTEPS, StepHarness, WorkerProcess, unavailable
 
 pytestmark = pytest.mark.cluster
 
@@ -34,9 +35,7 @@ MESSAGES = 2000
 @pytest.fixture(scope="module")
 def cluster():
     if shutil.which("rabbitmq-server") is None or os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the cluster tests need rabbitmq-server and root (to run it as rabbitmq)")
-        pytest.skip("needs rabbitmq-server and root, to start nodes as the rabbitmq user")
+        unavailable("the cluster tests need rabbitmq-server and root (to run it as rabbitmq)")
     running = Cluster(Path(tempfile.mkdtemp(prefix="cluster-test-")), prefix="t", first_port=5691)
     started = time.monotonic()
     running.up()
@@ -77,7 +76,7 @@ def fresh(harness: StepHarness) -> None:
 
 def start(harness: StepHarness, cluster: Cluster) -> WorkerProcess:
     worker = harness.start_worker(ELASTICIO_AMQP_URI=urls(cluster, "t1", "t2", "t3"))
-    wait(lambda: len(connected(worker)) >= 2, 30, "both connections open")
+    wait_for(lambda: len(connected(worker)) >= 2, 30, "both connections open")
     return worker
 
 
@@ -87,15 +86,6 @@ def connected(worker: WorkerProcess) -> list[dict[str, Any]]:
 
 def node_of(worker: WorkerProcess, role: str) -> str:
     return [e["node"] for e in connected(worker) if e["role"] == role][-1]
-
-
-def wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Outputs:
@@ -152,7 +142,7 @@ def settled(cluster: Cluster, harness: StepHarness, worker: WorkerProcess) -> di
         return counts is not None and counts[:2] == (0, 0)
 
     try:
-        wait(drained, 60, f"{queue} drained")
+        wait_for(drained, 60, f"{queue} drained")
     finally:
         worker.signal()
         assert worker.wait(60) == 0
@@ -192,7 +182,7 @@ def kill_mid_stream(cluster: Cluster, harness: StepHarness, role: str) -> dict[s
     assert len(outputs.seen) < MESSAGES, "the stream was over before the node died"
     killed_at = time.monotonic()
     cluster.kill(victim.name)
-    wait(lambda: len([e for e in connected(worker) if e["role"] == role]) > before, 60,
+    wait_for(lambda: len([e for e in connected(worker) if e["role"] == role]) > before, 60,
          f"the {role} connection on another node")  # fmt: skip
     recovered = round(time.monotonic() - killed_at, 2)
     assert node_of(worker, role) != f"127.0.0.1:{victim.port}"
@@ -249,10 +239,10 @@ def test_a_quorum_queues_delivery_count_bounds_requeues_across_workers(cluster, 
         harness.admin.delete_queue(harness.flow.output_queue(kind))
     first = start(harness, cluster)
     harness.send({"n": 1, "sleep": 0.3})
-    wait(lambda: logged(first, "error_not_published") >= 2, 60, "two requeues by the first")
+    wait_for(lambda: logged(first, "error_not_published") >= 2, 60, "two requeues by the first")
     first.stop()  # killed: its memory of the requeues goes with it
     second = start(harness, cluster)
-    wait(lambda: logged(second, "message_rejected") >= 1, 60, "the rejection")
+    wait_for(lambda: logged(second, "message_rejected") >= 1, 60, "the rejection")
     runs = logged(first, "error_not_published") + logged(second, "error_not_published")
     print(json.dumps({"test": "delivery count", "requeues by the first worker":
                       logged(first, "error_not_published"), "by the second":
@@ -260,5 +250,5 @@ def test_a_quorum_queues_delivery_count_bounds_requeues_across_workers(cluster, 
     assert runs <= MAX_REQUEUES + 1  # without the header the second alone would requeue 5 more
     rejected = next(e for e in second.logs if e.get("msg") == "message_rejected")
     assert "rejected so it cannot loop" in rejected["reason"]
-    wait(lambda: (cluster.queue(harness.flow.messages_queue) or (1, 1, 0))[:2] == (0, 0), 30,
+    wait_for(lambda: (cluster.queue(harness.flow.messages_queue) or (1, 1, 0))[:2] == (0, 0), 30,
          "the queue empty")  # fmt: skip

@@ -19,6 +19,7 @@ import pytest
 from runtime.devtools.demo.api import DemoApi
 from runtime.devtools.demo.tokens import ProviderSettings
 from tests.helpers import ROOT, demo_oauth, wait_for
+from tests.integration.conftest import unavailable
 
 REPLICAS = 3
 PER_ROUND = 6
@@ -63,7 +64,7 @@ class OwnRedis:
 @pytest.fixture
 def redis():
     if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server to start a Redis of the test's own")
+        unavailable("needs redis-server to start a Redis of the test's own")
     own = OwnRedis()
     own.start()
     yield own
