@@ -95,19 +95,23 @@ class Outputs:
         self.harness = harness
         self.seen: Counter[int] = Counter()
 
-    def read(self) -> None:
-        while (
-            got := self.harness.admin.get(self.harness.flow.output_queue("message"))
-        ) is not None:
+    def read(self, count: int | None = None) -> None:
+        """Read what is there, stopping at ``count`` distinct messages: a reader that
+        drained greedily would not come back while the worker kept pace with it."""
+        while count is None or len(self.seen) < count:
+            got = self.harness.admin.get(self.harness.flow.output_queue("message"))
+            if got is None:
+                return
             event = messaging.read(self.harness.flow, "message", *got)
             self.seen[event["payload"]["body"]["n"]] += 1
 
-    def until(self, count: int, timeout: float) -> None:
+    def until(self, count: int, timeout: float, *, then_all: bool = True) -> None:
         deadline = time.monotonic() + timeout
         while len(self.seen) < count and time.monotonic() < deadline:
-            self.read()
+            self.read(count)
             time.sleep(0.02)
-        self.read()
+        if then_all:
+            self.read()
 
     @property
     def duplicates(self) -> int:
@@ -119,12 +123,18 @@ def send_all(harness: StepHarness, count: int, sleep: float) -> None:
         harness.send({"n": n, "sleep": sleep})
 
 
-def sending(harness: StepHarness, count: int, sleep: float) -> threading.Thread:
-    """Send on a connection of its own (on the node no test kills) while the test reads."""
+def sending(
+    harness: StepHarness, count: int, sleep: float, *, second_half_after: threading.Event
+) -> threading.Thread:
+    """Send on a connection of its own (on the node no test kills) while the test reads: the
+    first half at once, the second once ``second_half_after`` is set, so that the stream
+    goes on past whatever the test does in between, however fast the worker is."""
 
     def send() -> None:
         with AdminClient(harness.flow.amqp_url, name="test-sender") as admin:
             for n in range(count):
+                if n == count // 2:
+                    second_half_after.wait()
                 messaging.send(harness.flow, admin, {"n": n, "sleep": sleep})
 
     thread = threading.Thread(target=send, daemon=True)
@@ -176,12 +186,15 @@ def kill_mid_stream(cluster: Cluster, harness: StepHarness, role: str) -> dict[s
     worker = start(harness, cluster)
     victim = cluster.node_at(node_of(worker, role))
     before = len([e for e in connected(worker) if e["role"] == role])
-    sender = sending(harness, MESSAGES, sleep=0.01)
+    killed = threading.Event()
+    # 50 ms a message at prefetch 10: a quarter of the stream read, more of it in flight
+    sender = sending(harness, MESSAGES, sleep=0.05, second_half_after=killed)
     outputs = Outputs(harness)
-    outputs.until(MESSAGES // 4, 60)
-    assert len(outputs.seen) < MESSAGES, "the stream was over before the node died"
+    outputs.until(MESSAGES // 4, 60, then_all=False)
+    assert len(outputs.seen) >= MESSAGES // 4, "the worker was not running before the kill"
     killed_at = time.monotonic()
     cluster.kill(victim.name)
+    killed.set()
     wait_for(lambda: len([e for e in connected(worker) if e["role"] == role]) > before, 60,
          f"the {role} connection on another node")  # fmt: skip
     recovered = round(time.monotonic() - killed_at, 2)
@@ -212,7 +225,7 @@ def test_a_rolling_restart_of_every_node_loses_nothing(cluster, harness):
     worker = start(harness, cluster)
     send_all(harness, MESSAGES, sleep=0.1)  # about 100 a second: the stream spans restarts
     outputs = Outputs(harness)
-    outputs.until(MESSAGES // 10, 60)
+    outputs.until(MESSAGES // 10, 60, then_all=False)
     started = time.monotonic()
     for node in cluster.nodes:
         cluster.stop(node.name)
