@@ -10,6 +10,7 @@ import json
 import sys
 
 import pytest
+import structlog
 
 from runtime.auth.credentials import KeysUpdate, keys_version
 from runtime.auth.errors import KeysConflict
@@ -21,7 +22,7 @@ from runtime.worker.keys import KeySaver, KeysNotSaved
 from runtime.worker.loop import Worker
 from runtime.worker.publisher import Publisher
 from runtime.worker.settings import Settings
-from runtime.worker.settlement import MAX_REQUEUES
+from runtime.worker.settlement import MAX_REQUEUES, Admission, Ledger, Run
 from runtime.worker.step_state import StepState
 from runtime.worker.wire import decode_value, encode
 from tests.fakes import FakePlatformApi, MemoryBroker, transport_failure
@@ -349,3 +350,23 @@ def test_keys_not_saved_anywhere_are_an_error():
     api.refuse_saves = True
     with pytest.raises(KeysNotSaved, match="accounts service unavailable"):
         _saver(api).save({"refreshToken": "rt-x"}, {"_account": "acc"}, {})
+
+
+def test_a_second_settle_of_one_message_is_refused_and_said_not_performed():
+    """One owner settles a delivery once: a second verdict (a bug in whoever gave it) must
+    neither reach the broker, which would close the channel, nor count the message twice."""
+    broker = MemoryBroker()
+    ledger = Ledger(broker)
+    admitted: list[Admission] = []
+    broker.on_delivery = lambda delivery: admitted.append(ledger.receive(delivery))
+    delivery = broker.deliver(*message({"n": 1}))
+    broker.drain()
+    (run,) = admitted
+    assert isinstance(run, Run)
+    with structlog.testing.capture_logs() as logs:
+        ledger.settle(run.ticket, "ack")
+        ledger.settle(run.ticket, "reject")
+        broker.drain()
+    assert broker.verdict(delivery) == "ack"
+    assert ledger.in_flight == 0 and ledger.wait_idle(0)
+    assert [e["verdict"] for e in logs if e["event"] == "settled_twice"] == ["reject"]
