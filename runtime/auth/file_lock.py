@@ -29,7 +29,7 @@ from runtime.log import get_logger
 _POLL_FIRST, _POLL_MAX = 0.005, 0.05
 RECORD_LIMIT = 1024 * 1024
 
-_log = get_logger("runtime.auth")
+_log = get_logger(__name__)
 
 
 class FileLock:

@@ -58,7 +58,7 @@ end
 return 0
 """
 
-_log = get_logger("runtime.auth")
+_log = get_logger(__name__)
 
 
 class RedisLock:

@@ -61,7 +61,7 @@ FAIL_FAST_SECONDS = 60.0
 SLOT_MEMORY = 64
 """How many of its past token sets a slot still recognises in a step's (stale) cfg."""
 
-_log = get_logger("runtime.auth")
+_log = get_logger(__name__)
 
 
 def fingerprint(credentials: Credentials) -> str:

@@ -52,7 +52,7 @@ _CLIENT_ERRORS = frozenset(
 )
 _PROVIDER_CODE = re.compile(r"\b(AADSTS\d{5,})\b")
 
-_log = get_logger("runtime.auth")
+_log = get_logger(__name__)
 
 
 def grant_form(credentials: Credentials) -> dict[str, str]:

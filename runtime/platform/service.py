@@ -33,7 +33,7 @@ EXIT_OK, EXIT_ERROR_POSTED, EXIT_NOWHERE = 0, 1, 2
 POST_TIMEOUT = 15.0
 CFG_LIMIT = 1024 * 1024
 
-_log = log.get_logger("runtime.step.service")
+_log = log.get_logger(__name__)
 
 
 class ServiceInputError(Exception):

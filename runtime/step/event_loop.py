@@ -35,7 +35,7 @@ BLOCKED_AFTER = 1.0
 (a large JSONata mapping, say) stays well below it."""
 
 _T = TypeVar("_T")
-_log = get_logger("runtime.step.event_loop")
+_log = get_logger(__name__)
 _RUNTIME = str(Path(__file__).resolve().parent.parent)
 _LIBRARIES = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib")})
 

@@ -15,7 +15,7 @@ from typing import Any
 from runtime.log import get_logger
 from runtime.step.loader import Step
 
-_log = get_logger("runtime.step.hooks")
+_log = get_logger(__name__)
 
 
 OnLoop = Callable[[Coroutine[Any, Any, Any]], Any]

@@ -42,7 +42,7 @@ TOKEN_FIELDS = (
 )  # fmt: skip
 _PARSED_LIMIT = 256
 
-_log = get_logger("runtime.step.http")
+_log = get_logger(__name__)
 
 
 def credential_part(cfg: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:

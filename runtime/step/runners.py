@@ -15,7 +15,7 @@ from collections.abc import Callable
 from runtime.errors import StepCancelled
 from runtime.log import get_logger
 
-_log = get_logger("runtime.step.runners")
+_log = get_logger(__name__)
 
 _MAX_IDLE = 64
 _current = threading.local()

@@ -49,7 +49,7 @@ from runtime.worker.throttle import Throttle
 from runtime.worker.transport import Confirmation, Delivery
 from runtime.worker.wire import dumps, encode, error_envelope
 
-_log = get_logger("runtime.worker.dispatch")
+_log = get_logger(__name__)
 
 
 class OutgoingTooLarge(StepError):

@@ -15,7 +15,7 @@ from runtime.step.hooks import OnLoop, call_hook
 from runtime.step.loader import Step
 
 _CONFLICT = 409
-_log = get_logger("runtime.worker.hooks")
+_log = get_logger(__name__)
 
 
 def run_startup(

@@ -32,7 +32,7 @@ Save = Callable[[str, dict[str, Any], str | None], None]
 FIRST_DELAY, MAX_DELAY = 1.0, 60.0
 SETTLE_DELAY = 1.0
 
-_log = get_logger("runtime.worker.keys")
+_log = get_logger(__name__)
 
 
 @dataclass(eq=False)

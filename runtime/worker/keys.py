@@ -36,7 +36,7 @@ from runtime.worker.settings import Settings
 from runtime.worker.step_state import ACCOUNT_FIELD, StepState
 from runtime.worker.wire import encode
 
-_log = get_logger("runtime.worker.keys")
+_log = get_logger(__name__)
 
 
 class KeysNotSaved(StepError):

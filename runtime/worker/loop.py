@@ -68,7 +68,7 @@ from runtime.worker.step_state import StepState
 from runtime.worker.transport import BrokerPort, Delivery, Settlement, UnroutableError
 from runtime.worker.wire import BadMessage, decode
 
-_log = get_logger("runtime.worker.loop")
+_log = get_logger(__name__)
 
 
 class Worker:

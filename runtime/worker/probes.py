@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from runtime.log import get_logger
 from runtime.network import describe_failure
 
-_log = get_logger("runtime.worker.probes")
+_log = get_logger(__name__)
 
 Check = Callable[[], str | None]
 """Returns None when healthy, else what is wrong, in a few words."""

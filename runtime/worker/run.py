@@ -42,7 +42,7 @@ from runtime.worker.transport import Delivery
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 STUCK_THREADS_LIMIT = 8
 
-_log = log.get_logger("runtime.run")
+_log = log.get_logger(__name__)
 
 
 def log_context(settings: Settings) -> dict[str, str]:

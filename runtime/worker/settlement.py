@@ -50,7 +50,7 @@ LATELY_BYTES = 16 * 1024 * 1024
 the hot path), two prefetches' worth and at most this many bytes of bodies: a node that
 dies takes with it only the settles still on their way."""
 
-_log = get_logger("runtime.worker.settlement")
+_log = get_logger(__name__)
 _V = TypeVar("_V")
 
 

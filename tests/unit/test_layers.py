@@ -127,3 +127,24 @@ def test_the_connector_uses_only_the_runtimes_public_names():
                             f"{path.relative_to(root)} imports {node.module}.{alias.name}"
                         )
     assert offences == []
+
+
+def test_every_runtime_logger_is_named_by_its_module():
+    """A log line's ``logger`` says which module wrote it: names given by hand drift when
+    code moves (one did: the platform's service calls logged as ``runtime.step.service``).
+    The one exception is the logger a step writes to, named ``component``."""
+    misnamed = []
+    for path in sorted(RUNTIME.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called != "get_logger":
+                continue
+            name = node.args[0]
+            by_module = isinstance(name, ast.Name) and name.id == "__name__"
+            for_steps = isinstance(name, ast.Constant) and name.value == "component"
+            if not (by_module or for_steps):
+                misnamed.append(f"{module_name(path)}:{node.lineno}")
+    assert misnamed == []

@@ -23,7 +23,7 @@ from runtime.log import get_logger
 from runtime.worker.amqp import AdminClient
 from runtime.worker.transport import Properties
 
-_log = get_logger("runtime.platform")
+_log = get_logger(__name__)
 
 
 class LocalPlatform:

@@ -36,7 +36,7 @@ from runtime.worker.transport import Confirmation, Delivery, Properties, Settlem
 TICK = 0.25
 """How often the loop marks itself as turning (``loop_alive``, the heartbeat guard)."""
 
-_log = get_logger("runtime.worker.amqp")
+_log = get_logger(__name__)
 
 
 class Broker:

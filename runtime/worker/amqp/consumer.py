@@ -27,7 +27,7 @@ from runtime.worker.transport import Delivery, Settlement
 OnDelivery = Callable[[Delivery], None]
 """Called on the I/O thread for each delivery: must hand it off and return at once."""
 
-_log = get_logger("runtime.worker.amqp")
+_log = get_logger(__name__)
 
 
 class Consumer(Side):

@@ -35,7 +35,7 @@ SEND_LOCK = threading.Lock()
 MID_FRAME = "_runtime_mid_frame"
 """Transport attribute: True while the head of its send queue is the rest of a frame."""
 
-_log = get_logger("runtime.worker.amqp")
+_log = get_logger(__name__)
 
 
 def coalescing_applies() -> bool:

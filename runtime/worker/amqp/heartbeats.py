@@ -36,7 +36,7 @@ CHECK_EVERY = 0.25
 FINISH_WITHIN = 5.0
 """Seconds to finish a heartbeat frame the kernel took only part of."""
 
-_log = get_logger("runtime.worker.amqp")
+_log = get_logger(__name__)
 
 
 class HeartbeatGuard:

@@ -16,7 +16,7 @@ from runtime.worker.amqp.addresses import Rotation, where
 from runtime.worker.amqp.io import OnOpen, OnProblem, Timers
 from runtime.worker.amqp.policy import Outage
 
-_log = get_logger("runtime.worker.amqp")
+_log = get_logger(__name__)
 
 
 class Link(Protocol):

@@ -31,7 +31,7 @@ from runtime.worker.amqp.link import Link, Side
 from runtime.worker.amqp.policy import PublishRetry
 from runtime.worker.transport import Confirmation, Properties, UnroutableError
 
-_log = get_logger("runtime.worker.amqp")
+_log = get_logger(__name__)
 
 
 @dataclass
