@@ -7,8 +7,8 @@ is rejected, logged without its content), bodies kept in object storage are fetc
 the step runs with a deadline, each event handed to the broker as it is emitted. Once the
 step has ended and the broker confirmed every publish of the message, the ledger acks it,
 or rejects it when an error came before ``end`` (the sailor's rule), or requeues it when an
-event could not be published at all (a bounded number of times). Nothing is acked before
-every event it produced was confirmed.
+event could not be published at all (a bounded number of times): the whole table is in
+runtime.worker.verdicts. Nothing is acked before every event it produced was confirmed.
 
 Where a step runs depends on what its author wrote: a sync ``process`` on a runner thread
 (stopped past its time limit by an exception raised in that thread), an ``async def`` one
@@ -54,7 +54,7 @@ from runtime.step.run_state import DeliveryFailed, Outcome, StepCall, is_async
 from runtime.step.runners import RunnerPool, current_job
 from runtime.step.waits import BLOCKING
 from runtime.watchdog import WATCHDOG
-from runtime.worker import headers
+from runtime.worker import headers, verdicts
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.dispatch import EventRouter, Routes
 from runtime.worker.key_retries import Unsaved
@@ -65,7 +65,7 @@ from runtime.worker.publisher import Publisher
 from runtime.worker.settings import Settings
 from runtime.worker.settlement import Ledger, Run, Ticket
 from runtime.worker.step_state import StepState
-from runtime.worker.transport import BrokerPort, Delivery, Settlement, UnroutableError
+from runtime.worker.transport import BrokerPort, Delivery
 from runtime.worker.wire import BadMessage, decode
 
 _log = get_logger(__name__)
@@ -187,7 +187,7 @@ class Worker:
             )
         except BadMessage as exc:
             _log.error("message_rejected", reason=str(exc), messageId=ticket.message_id)
-            self._ledger.settle(ticket, "reject")
+            self._ledger.settle(ticket, verdicts.UNREADABLE)
             return None
 
     def _prepare(self, attempt: _Attempt, message: Message) -> _Prepared:
@@ -244,14 +244,9 @@ class Worker:
         _log.error("delivery_failed", messageId=message_id, reason=reason)
         if attempt.sealed:
             return  # its fate is already in the outbox's hands
-        verdict: Settlement = "reject"
-        if attempt.router is not None:
-            try:
-                attempt.router.error_now(error_payload(error))
-            except Exception as again:  # noqa: BLE001 - cannot even report it: let it come back
-                _log.error("error_not_published", messageId=message_id, reason=str(again))
-                verdict = "requeue"
-        self._ledger.settle(attempt.ticket, verdict)
+        # Without a router the message was never read: there is no error event to send.
+        reported = attempt.router is None or _report(attempt.router, error, message_id)
+        self._ledger.settle(attempt.ticket, verdicts.once_reported(reported))
 
     def _complete(
         self,
@@ -260,40 +255,33 @@ class Worker:
         failures: list[BaseException],
         router: EventRouter,
     ) -> None:
-        """Decide the message's fate once every publish of it is confirmed (or failed)."""
+        """Settle the message once every publish of it is confirmed (or failed)."""
         try:
-            if outcome.undelivered is not None or any(
-                not isinstance(f, UnroutableError) for f in failures
-            ):
-                reason = outcome.undelivered or next(
-                    f for f in failures if not isinstance(f, UnroutableError)
+            decision = verdicts.once_published(outcome, failures)
+            if decision.unroutable:
+                # Said in an error event first, which needs a thread that may wait for the
+                # broker: not the I/O thread this runs on.
+                self._runners.submit(
+                    lambda: self._report_unroutable(ticket, decision.unroutable, router)
                 )
+                return
+            if decision.lost is not None:
                 _log.error(
                     "events_not_published_message_requeued",
                     messageId=ticket.message_id,
-                    reason=str(reason),
+                    reason=str(decision.lost),
                 )
-                self._ledger.settle(ticket, "requeue")
-            elif failures:
-                # Returned as unroutable: say so in an error event, then reject (needs a
-                # thread that may wait for the broker, so not the I/O thread).
-                self._runners.submit(lambda: self._report_unroutable(ticket, failures, router))
-            else:
-                self._ledger.settle(ticket, "reject" if outcome.failed else "ack")
+            self._ledger.settle(ticket, decision.verdict)
         except Exception as exc:  # noqa: BLE001 - a bug here must not leave it unsettled
             _log.error("delivery_failed", messageId=ticket.message_id, reason=repr(exc)[:500])
             self._ledger.settle(ticket, "reject")
 
     def _report_unroutable(
-        self, ticket: Ticket, failures: list[BaseException], router: EventRouter
+        self, ticket: Ticket, failures: tuple[BaseException, ...], router: EventRouter
     ) -> None:
-        verdict: Settlement = "reject"
-        try:
-            router.error_now(error_payload(DeliveryFailed("; ".join(str(f) for f in failures))))
-        except Exception as exc:  # noqa: BLE001 - cannot even report: let it come back
-            _log.error("error_not_published", messageId=ticket.message_id, reason=str(exc))
-            verdict = "requeue"
-        self._ledger.settle(ticket, verdict)
+        returned = DeliveryFailed("; ".join(str(f) for f in failures))
+        reported = _report(router, returned, ticket.message_id)
+        self._ledger.settle(ticket, verdicts.once_reported(reported))
 
     # --- a sync step, on a runner thread --------------------------------------------------
 
@@ -380,6 +368,16 @@ class Worker:
         finally:
             if slots is not None:
                 slots.release()
+
+
+def _report(router: EventRouter, error: BaseException, message_id: str) -> bool:
+    """Say ``error`` in the message's error event now (blocks); False if even that failed."""
+    try:
+        router.error_now(error_payload(error))
+    except Exception as again:  # noqa: BLE001 - cannot even report it: the verdict says so
+        _log.error("error_not_published", messageId=message_id, reason=str(again))
+        return False
+    return True
 
 
 def _failing(error: BaseException, *, asynchronous: bool) -> ProcessFunction:
