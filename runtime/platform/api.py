@@ -1,7 +1,7 @@
 """The platform's REST API, as the sailor calls it: step data, account keys, hooks data.
 
 Basic auth with ``ELASTICIO_API_USERNAME`` / ``ELASTICIO_API_KEY``; retried
-``ELASTICIO_API_REQUEST_RETRY_ATTEMPTS`` times where that is safe (runtime.platform.http).
+``ELASTICIO_API_REQUEST_RETRY_ATTEMPTS`` times where that is safe (runtime.platform.sessions).
 Answers are read within bounds (size, nesting, and ``CALL_SECONDS`` for a whole call):
 garbage from the API, or an answer trickling in, is a clear ``PlatformApiError`` naming the
 server, never a crash or a hang.
@@ -18,7 +18,7 @@ from runtime import bounded
 from runtime.deadlines import deadline
 from runtime.errors import Error
 from runtime.network import describe_failure, host_of
-from runtime.platform.http import platform_session
+from runtime.platform.sessions import platform_session
 
 TIMEOUT = 15.0
 """Seconds per socket read."""

@@ -24,7 +24,7 @@ from runtime import bounded
 from runtime.deadlines import deadline
 from runtime.errors import StepError
 from runtime.network import describe_failure, host_of
-from runtime.platform.http import platform_session
+from runtime.platform.sessions import platform_session
 from runtime.redact import SECRETS
 
 OBJECT_ID_HEADER = "x-ipaas-object-storage-id"

@@ -2,7 +2,7 @@
 
 A missing hook is skipped; a hook may be ``async``: it then runs on ``on_loop`` (the
 worker's event loop, where its async steps run too), else on a loop of its own. When the
-worker calls which one is ``runtime.worker.hooks``.
+worker calls which one is ``runtime.worker.lifecycle``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from runtime.step.loader import Step, load_step
 from runtime.step.run_state import is_async
 from runtime.worker.amqp import Broker, OnAsyncioLoop, PublishRetry, Reconnect
 from runtime.worker.crypto import MessageCipher
-from runtime.worker.hooks import run_shutdown, run_startup
+from runtime.worker.lifecycle import run_shutdown, run_startup
 from runtime.worker.loop import Worker, report_startup_error
 from runtime.worker.probes import Probes, ProbeServer
 from runtime.worker.publisher import Publisher

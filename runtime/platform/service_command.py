@@ -22,8 +22,8 @@ from runtime import bounded, log
 from runtime.auth.locks import lock_from_url
 from runtime.network import describe_failure, in_words
 from runtime.platform.api import PlatformApi
-from runtime.platform.http import platform_session
 from runtime.platform.secrets import PlatformSecrets
+from runtime.platform.sessions import platform_session
 from runtime.redact import SECRETS
 from runtime.step.component import component_root, load_component
 from runtime.step.service import CredentialStores, get_meta_model, select_model, verify_credentials
