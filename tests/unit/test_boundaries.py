@@ -97,6 +97,21 @@ def test_public_api_is_pinned():
     assert sorted(k for k in namespace if not k.startswith("__")) == sorted(runtime.auth.__all__)
 
 
+def test_what_the_public_packages_import_is_what_they_export():
+    """``runtime`` and ``runtime.auth`` only gather public names: one imported and left out
+    of ``__all__`` (a forgotten export) or listed there and not imported fails here, not in
+    an author's ``from runtime import *``."""
+    for package in (runtime, runtime.auth):
+        tree = ast.parse(Path(package.__file__).read_text())
+        imported = {
+            alias.asname or alias.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__"
+            for alias in node.names
+        }
+        assert imported == set(package.__all__), package.__name__
+
+
 def test_the_public_face_carries_nothing_of_benchmarks_or_demos():
     for module in (runtime, runtime.testing, runtime.auth):
         names = {name.lower() for name in dir(module)}
