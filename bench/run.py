@@ -148,6 +148,9 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
+KINDS = ("ours", "pika", "pika-async", "node")
+
+
 def kind_of(worker: str) -> str:
     """ "ours", "pika", "pika-async" or "node": a worker name without its "@DIR" or "+metrics"
     variant."""
@@ -528,8 +531,14 @@ def main() -> None:
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     workers = [w.strip() for w in args.workers.split(",") if w.strip()]
+    unknown = [w for w in workers if kind_of(w) not in KINDS]
+    if unknown:
+        sys.exit(f"unknown workers {unknown}: each is one of {', '.join(KINDS)}, "
+                 "with an optional +async, +metrics or @DIR")  # fmt: skip
     if "node" in workers and not NODE_SAILOR.exists():
         sys.exit("the Node.js sailor is not installed: run scripts/bench (it runs npm ci)")
+    if args.profile and not Path(PY_SPY).exists():
+        sys.exit("--profile needs py-spy in .venv: run scripts/bench (it installs it)")
     wanted = [w.strip() for w in args.cases.split(";" if ";" in args.cases else ",") if w.strip()]
     selected = [
         c
