@@ -5,17 +5,54 @@ is the runtime's own. Besides the step's contract: the HTTP types of ``ctx.http`
 answers within bounds (``bounded``), network failures and hosts in words for errors
 (``describe_failure``, ``host_of``), ``Retry-After`` (``retry_after_seconds``), and the
 platform's attachment storage (``attachment_storage()``).
+
+The names are imported when first used, not with the package: ``python -m runtime health``
+runs every few seconds in a container and must not pay for aiohttp, pika and pydantic.
 """
 
-from runtime import bounded
-from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
-from runtime.auth.retry import retry_after_seconds
-from runtime.errors import AuthError, InvalidInput, StepCancelled, StepError
-from runtime.network import describe_failure, host_of
-from runtime.platform.object_storage import ObjectStorage, ObjectStorageError, attachment_storage
-from runtime.step.context import AsyncContext, Context
-from runtime.step.events import Event, EventKind, Message
-from runtime.step.executor import Outcome
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # not typing's: importing typing would cost the health check 4 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from runtime import bounded
+    from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
+    from runtime.auth.retry import retry_after_seconds
+    from runtime.errors import AuthError, InvalidInput, StepCancelled, StepError
+    from runtime.network import describe_failure, host_of
+    from runtime.platform.object_storage import (
+        ObjectStorage,
+        ObjectStorageError,
+        attachment_storage,
+    )
+    from runtime.step.context import AsyncContext, Context
+    from runtime.step.events import Event, EventKind, Message
+    from runtime.step.executor import Outcome
+
+_HOMES = {
+    "AsyncAuthorizedSession": "runtime.auth.async_session",
+    "AsyncContext": "runtime.step.context",
+    "AsyncResponse": "runtime.auth.async_session",
+    "AuthError": "runtime.errors",
+    "Context": "runtime.step.context",
+    "Event": "runtime.step.events",
+    "EventKind": "runtime.step.events",
+    "InvalidInput": "runtime.errors",
+    "Message": "runtime.step.events",
+    "ObjectStorage": "runtime.platform.object_storage",
+    "ObjectStorageError": "runtime.platform.object_storage",
+    "Outcome": "runtime.step.executor",
+    "StepCancelled": "runtime.errors",
+    "StepError": "runtime.errors",
+    "attachment_storage": "runtime.platform.object_storage",
+    "bounded": "runtime.bounded",
+    "describe_failure": "runtime.network",
+    "host_of": "runtime.network",
+    "retry_after_seconds": "runtime.auth.retry",
+}
 
 __all__ = [
     "AsyncAuthorizedSession",
@@ -38,3 +75,17 @@ __all__ = [
     "host_of",
     "retry_after_seconds",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+    module = importlib.import_module(home)
+    value = module if home == f"runtime.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

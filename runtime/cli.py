@@ -71,6 +71,8 @@ def _add_platform_facing(commands: Any) -> None:
     _add_log_option(worker)
     worker.set_defaults(handler=_run)
 
+    from runtime.health import add_arguments as add_health_arguments
+
     health = commands.add_parser(
         "health",
         help="exit 0 if the worker is healthy (for container health checks)",
@@ -79,10 +81,7 @@ def _add_platform_facing(commands: Any) -> None:
         "(ELASTICIO_HEALTH_FILE) the worker touches every second while it consumes. "
         "Exit code 0 healthy, 1 not.",
     )
-    health.add_argument("--max-age", type=float, default=30.0, help="seconds (health file)")
-    health.add_argument(
-        "--probe", choices=("ready", "live"), default="ready", help="which probe to ask"
-    )
+    add_health_arguments(health)
     health.set_defaults(handler=_health)
 
     service = commands.add_parser(
@@ -411,22 +410,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _health(args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
-    from runtime.worker.probes import ask_probe
-    from runtime.worker.run import healthy
-    from runtime.worker.settings import Settings
+    from runtime.health import report
 
-    port = os.environ.get("ELASTICIO_METRICS_PORT", "").strip()
-    if port.isdigit() and int(port) > 0:
-        ok, why = ask_probe(int(port), args.probe)
-        sys.stdout.write(f"{'healthy' if ok else 'unhealthy'}: {why}\n")
-        return EXIT_OK if ok else EXIT_FAILED
-    default = Settings.model_fields["health_file"].default
-    path = Path(os.environ.get("ELASTICIO_HEALTH_FILE") or default)
-    ok = healthy(path, args.max_age)
-    sys.stdout.write(f"{'healthy' if ok else 'unhealthy'}: {path}\n")
-    return EXIT_OK if ok else EXIT_FAILED
+    return report(os.environ, args.probe, args.max_age)
 
 
 def _exec(args: argparse.Namespace) -> int:

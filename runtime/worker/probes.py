@@ -13,8 +13,6 @@ The probes answer in one line of text that says why, for ``kubectl describe`` an
 from __future__ import annotations
 
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +21,6 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from runtime.log import get_logger
-from runtime.network import describe_failure
 
 _log = get_logger(__name__)
 
@@ -101,15 +98,3 @@ class ProbeServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-def ask_probe(port: int, probe: str, timeout: float = 5.0) -> tuple[bool, str]:
-    """Ask a worker's probe on this machine: healthy or not, and its one line of why."""
-    url = f"http://127.0.0.1:{port}/{probe}z"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return True, answer.read().decode(errors="replace").strip()
-    except urllib.error.HTTPError as refused:
-        return False, refused.read().decode(errors="replace").strip()
-    except OSError as exc:
-        return False, f"no answer from {url} ({describe_failure(exc)})"

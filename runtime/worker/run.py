@@ -123,14 +123,6 @@ def _touch(path: Path) -> None:
         _log.warning("health_file_not_written", path=str(path), error=str(exc))
 
 
-def healthy(path: Path, max_age: float = 30.0) -> bool:
-    """Whether a worker touched its health file recently (it is consuming)."""
-    try:
-        return time.time() - path.stat().st_mtime < max_age
-    except OSError:
-        return False
-
-
 def _shutdown_hook(settings: Settings, api: PlatformApi, root: Path) -> int:
     try:
         step = load_step(load_component(root), settings.function)

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -37,6 +35,7 @@ from pydantic import (
 )
 
 from runtime.errors import ConfigError
+from runtime.health import default_health_file
 from runtime.redact import SECRETS
 
 PREFIX: Final = "ELASTICIO_"
@@ -150,7 +149,7 @@ class Settings(BaseModel):
     amqp_connection_name: OptionalText = None
     """Names the two broker connections ``{name}-read`` and ``{name}-write``; by default
     the host name, as the Node.js sailor does (in a container, the container's)."""
-    health_file: str = str(Path(tempfile.gettempdir()) / "runtime-worker.health")
+    health_file: str = Field(default_factory=default_health_file)
     """Touched every second while the worker consumes; ``python -m runtime health`` reads it."""
     update_keys_routing_key: OptionalText = None
     """Where ``updateKeys`` are also published, encrypted (the local platform consumes it)."""
