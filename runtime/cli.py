@@ -320,11 +320,12 @@ def _demo(args: argparse.Namespace) -> int:
 
     from runtime import log
     from runtime.devtools.demo.run_demo import run_demo
+    from runtime.devtools.stopping import stops_on_signals
 
     log.configure(fmt="json", level="warning")
     url = args.amqp_url or os.environ.get("RABBITMQ_URL") or DEFAULT_AMQP_URL
     root = Path(args.component).resolve() if args.component else Path.cwd()
-    return run_demo(
+    return stops_on_signals(run_demo)(
         amqp_url=url,
         flows_dir=Path(args.flows),
         component=root,
@@ -381,22 +382,9 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _demo_api(args: argparse.Namespace) -> int:
-    import time
+    from runtime.devtools.demo.api import serve
 
-    from runtime.devtools.demo.api import DemoApi
-    from runtime.devtools.demo.tokens import ProviderSettings
-
-    api = DemoApi(
-        ProviderSettings(access_lifetime=args.access_lifetime), host=args.host, port=args.port
-    )
-    api.start()
-    sys.stdout.write(f"demo API on {api.url} (client demo-client / demo-secret)\n")
-    sys.stdout.flush()
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        api.stop()
+    return serve(host=args.host, port=args.port, access_lifetime=args.access_lifetime)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -26,6 +28,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from runtime.devtools.demo.tokens import GrantRefused, ProviderSettings, TokenBook
 from runtime.devtools.jsonhttp import JsonHandler, JsonServer
+from runtime.devtools.stopping import stops_on_signals
 
 API_KEY = "demo-api-key"
 BASIC_USER = ("demo", "demo-password")
@@ -420,3 +423,17 @@ _ROUTES: dict[str, Callable[[_Handler, str], Reply]] = {
     "/_admin/records": _admin_records,
     "/_admin/settings": _admin_settings,
 }
+
+
+@stops_on_signals
+def serve(*, host: str, port: int, access_lifetime: float) -> int:
+    """``python -m runtime demo-api``: serve until SIGTERM or Ctrl-C."""
+    api = DemoApi(ProviderSettings(access_lifetime=access_lifetime), host=host, port=port)
+    api.start()
+    sys.stdout.write(f"demo API on {api.url} (client demo-client / demo-secret)\n")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        api.stop()

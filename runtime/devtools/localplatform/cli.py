@@ -17,6 +17,7 @@ from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform import messaging
 from runtime.devtools.localplatform.flow import FlowSpec, load_flow
 from runtime.devtools.localplatform.platform import LocalPlatform
+from runtime.devtools.stopping import stops_on_signals
 from runtime.errors import ConfigError
 from runtime.redact import redact
 from runtime.worker.amqp import AdminClient, broker_reachable
@@ -56,6 +57,7 @@ def run_platform(args: argparse.Namespace) -> int:
     return _env(args)
 
 
+@stops_on_signals
 def _up(args: argparse.Namespace) -> int:
     flows = [_flow(path, args.amqp_url, args.lock_url) for path in args.flow]
     _require_broker(flows[0])
@@ -73,17 +75,13 @@ def _up(args: argparse.Namespace) -> int:
         sys.stdout.write(f"# worker environment for {flow.flow_id}/{flow.step_id}\n")
         for name, value in flow.worker_env(api_uri).items():
             sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
-    sys.stdout.write(f"# local platform API on {api_uri}; Ctrl-C stops it\n")
+    sys.stdout.write(f"# local platform API on {api_uri}; Ctrl-C or SIGTERM stops it\n")
     sys.stdout.flush()
-    stop = threading.Event()
     try:
-        while not stop.wait(3600):
-            pass
-    except KeyboardInterrupt:
-        pass
+        while True:
+            time.sleep(3600)
     finally:
         platform.stop()
-    return 0
 
 
 def _wait_for_http(url: str, timeout: float = 30.0) -> None:
@@ -125,6 +123,7 @@ def _send(args: argparse.Namespace) -> int:
     return 0
 
 
+@stops_on_signals
 def _tail(args: argparse.Namespace) -> int:
     flow = _flow(args.flow, args.amqp_url)
     _require_broker(flow)
@@ -151,13 +150,16 @@ def _tail(args: argparse.Namespace) -> int:
     threads = [threading.Thread(target=follow, args=(k,), daemon=True) for k in OUTPUTS]
     for thread in threads:
         thread.start()
+    sys.stderr.write(
+        f"# following the events of {flow.flow_id}/{flow.step_id}; Ctrl-C or SIGTERM stops\n"
+    )
+    sys.stderr.flush()
     try:
         stop.wait(args.timeout or None)
-    except KeyboardInterrupt:
-        pass
-    stop.set()
-    for thread in threads:
-        thread.join(5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
     return 0
 
 
