@@ -50,7 +50,7 @@ def ask_probe(port: int, probe: str, timeout: float = PROBE_TIMEOUT) -> tuple[bo
     except TimeoutError:
         return False, f"no whole answer from {where} within {timeout:g} s"
     except OSError as exc:
-        return False, f"no answer from {where} ({exc.strerror or exc})"
+        return False, f"no answer from {where} ({(exc.strerror or str(exc)).lower()})"
     head, _, body = answer.partition(b"\r\n\r\n")
     status = head.split(b" ", 2)[1:2]
     why = body.decode(errors="replace").strip() or head.decode(errors="replace")[:80]

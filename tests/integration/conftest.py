@@ -22,6 +22,7 @@ from runtime.devtools.localplatform import messaging, topology
 from runtime.devtools.localplatform.api_server import PlatformApiServer
 from runtime.devtools.localplatform.flow import FlowSpec
 from runtime.worker.amqp import AdminClient, broker_reachable
+from tests.broker_control import BrokerControl, control_for
 from tests.helpers import FIXTURES, ROOT, wait_for
 
 FLOWSTEPS = FIXTURES / "flowsteps"
@@ -43,19 +44,30 @@ def _docker_available() -> bool:
     return probe.returncode == 0
 
 
+CONTAINERS: dict[str, str] = {}
+"""The container id of each broker the tests started, by its URL (to ask its rabbitmqctl)."""
+
+
+def _in_containers() -> bool:
+    """TEST_CONTAINERS=1: RabbitMQ and Redis from testcontainers, even where local ones answer
+    (CI runs part of the suite so, to keep the containers' path working)."""
+    return os.environ.get("TEST_CONTAINERS", "") not in ("", "0")
+
+
 def _local_or_container(url, reachable, container, what: str, variable: str):
     """The service at ``url`` if it answers, else one in a container where Docker runs.
 
     In CI (CI=true) a missing service fails the run; elsewhere the tests are skipped.
     """
-    if reachable(url):
+    if not _in_containers() and reachable(url):
         yield url
         return
     if _docker_available():
         with container() as started:
             yield started
         return
-    unavailable(f"no {what} at {url} and no Docker for testcontainers (set {variable})")
+    why = "TEST_CONTAINERS is set" if _in_containers() else f"no {what} at {url}"
+    unavailable(f"{why} and no Docker engine answers for testcontainers (set {variable})")
 
 
 @contextlib.contextmanager
@@ -67,7 +79,9 @@ def _rabbitmq_container():
 
     with RabbitMqContainer("rabbitmq:3-management") as container:
         params = container.get_connection_params()
-        yield f"amqp://guest:guest@{params.host}:{params.port}/"
+        url = f"amqp://guest:guest@{params.host}:{params.port}/"
+        CONTAINERS[url] = container.get_wrapped_container().id
+        yield url
 
 
 @contextlib.contextmanager
@@ -101,10 +115,45 @@ def amqp_url():
 
 
 @pytest.fixture(scope="session")
+def broker_control(amqp_url) -> BrokerControl:
+    """The rabbitmqctl of the broker the tests use (tests/broker_control.py)."""
+    return control_for(amqp_url, CONTAINERS.get(amqp_url))
+
+
+@pytest.fixture(scope="session")
 def redis_url():
     """REDIS_URL, else the local Redis, else a testcontainers Redis."""
     url = os.environ.get("REDIS_URL") or LOCAL_REDIS
     yield from _local_or_container(url, _redis_reachable, _redis_container, "Redis", "REDIS_URL")
+
+
+def forget_credential(redis_url: str, key: str) -> None:
+    """Remove what the credential lock wrote to Redis for ``key`` (its lock, its keys)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
+    try:
+        names = list(client.scan_iter(match=f"eio:credential:{key}:*", count=100))
+        if names:
+            client.delete(*names)
+    except redis.ConnectionError:
+        pass  # a store no one reached (the tests of an unreachable one) holds nothing
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def account_key(redis_url):
+    """A factory of credential names of the test's own, removed from Redis after it."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"account:{uuid.uuid4().hex}")
+        return made[-1]
+
+    yield make
+    for key in made:
+        forget_credential(redis_url, key)
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +184,7 @@ class WorkerProcess:
     """``python -m runtime run`` with a step's environment; its JSON log lines collected."""
 
     def __init__(self, env: dict[str, str], cwd: Path, command: list[str] | None = None) -> None:
+        self.env = env
         self.process = subprocess.Popen(
             command or [sys.executable, "-m", "runtime", "run", "--log-format", "json"],
             cwd=cwd,
@@ -200,7 +250,15 @@ class WorkerProcess:
 class StepHarness:
     """One step of a flow on the real broker: topology, platform API, worker, outputs."""
 
-    def __init__(self, amqp_url: str, api: PlatformApiServer, function: str, **flow: Any) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        api: PlatformApiServer,
+        function: str,
+        control: BrokerControl | None = None,
+        **flow: Any,
+    ) -> None:
+        self._control = control
         config = flow.pop("config", {})
         self.component = flow.pop("component", FLOWSTEPS)
         dead_letters = flow.pop("dead_letters", False)
@@ -321,24 +379,22 @@ class StepHarness:
         self.wait_settled(timeout)
         return self.admin.count(self.flow.output_queue(kind)) == 0
 
+    @property
+    def control(self) -> BrokerControl:
+        if self._control is None:
+            self._control = control_for(self.flow.amqp_url, CONTAINERS.get(self.flow.amqp_url))
+        return self._control
+
     def wait_settled(self, timeout: float = 30.0) -> None:
         """Wait until the step's queue holds no message, delivered or not; with no worker
         left consuming, until none is delivered and unsettled."""
         queue = self.flow.messages_queue
 
         def settled() -> bool:
-            listing = subprocess.run(
-                ["rabbitmqctl", "-q", "list_queues", "--no-table-headers",
-                 "name", "messages_ready", "messages_unacknowledged", "consumers"],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-            row = next(
-                (r.split("\t") for r in listing.splitlines() if r.split("\t")[0] == queue), None
-            )
-            if row is None:
+            state = self.control.queue(queue)
+            if state is None:
                 return False
-            ready, unacked, consumers = (int(v) for v in row[1:4])
-            return unacked == 0 and (ready == 0 or consumers == 0)
+            return state.unacked == 0 and (state.ready == 0 or state.consumers == 0)
 
         wait_for(settled, timeout=timeout, what=f"every message of {queue} settled")
 
@@ -348,27 +404,18 @@ class StepHarness:
     def close_connections(self, role: str) -> int:
         """Force-close this harness's workers' ``-read`` or ``-write`` connections, as an
         operator would (only theirs: others on the broker are left alone)."""
-        wanted = f'"{self.connection_name}-{role}"'
-        listing = subprocess.run(
-            ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        closed = 0
-        for line in listing.splitlines():
-            if wanted in line:
-                subprocess.run(
-                    ["rabbitmqctl", "-q", "close_connection", line.split()[0], "test: closed"],
-                    check=True,
-                    capture_output=True,
-                )
-                closed += 1
-        return closed
+        return self.control.close_connections_named(
+            f"{self.connection_name}-{role}", "test: closed"
+        )
 
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
+        lock_url = self.flow.credential_lock_url or ""
+        for env_url in {w.env.get("ELASTICIO_CREDENTIAL_LOCK_URL", "") for w in self.workers}:
+            lock_url = env_url or lock_url
+        if lock_url.startswith("redis://"):
+            forget_credential(lock_url, f"account:{self.flow.account}")  # runtime/step/http.py
         try:
             if self.dead_queue is not None:
                 self.admin.delete_queue(self.dead_queue)
@@ -383,12 +430,12 @@ class StepHarness:
 
 
 @pytest.fixture
-def step(amqp_url, platform_api):
+def step(amqp_url, platform_api, broker_control):
     """A factory: ``step("work", config={...})`` gives a harness; all are cleaned up."""
     made: list[StepHarness] = []
 
     def make(function: str, **flow: Any) -> StepHarness:
-        harness = StepHarness(amqp_url, platform_api, function, **flow)
+        harness = StepHarness(amqp_url, platform_api, function, broker_control, **flow)
         made.append(harness)
         return harness
 

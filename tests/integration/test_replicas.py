@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import pytest
 
@@ -211,10 +210,10 @@ def _replica_session(provider, redis_url, creds, key, **lock_options):
     )
 
 
-def test_the_lease_is_renewed_while_a_slow_token_call_runs(provider, redis_url):
+def test_the_lease_is_renewed_while_a_slow_token_call_runs(provider, redis_url, account_key):
     provider.book.settings.token_delay = 2.0  # four leases long
     creds = demo_credential(provider)
-    key = f"account:{uuid.uuid4().hex}"
+    key = account_key()
     first = _replica_session(provider, redis_url, creds, key, lease=0.5, wait=10)
     second = _replica_session(provider, redis_url, creds, key, lease=0.5, wait=10)
     provider.book.expire_all()
@@ -230,8 +229,8 @@ def test_the_lease_is_renewed_while_a_slow_token_call_runs(provider, redis_url):
     assert stats["invalid_grants"] == 0
 
 
-def test_a_lock_held_past_its_lease_is_still_held_while_renewed(redis_url):
-    key = f"account:{uuid.uuid4().hex}"
+def test_a_lock_held_past_its_lease_is_still_held_while_renewed(redis_url, account_key):
+    key = account_key()
     holder = RedisLock(redis_url, lease=0.3, wait=1)
     other = RedisLock(redis_url, lease=0.3, wait=0.5)
     with holder.hold(key):
@@ -245,7 +244,7 @@ def test_a_lock_held_past_its_lease_is_still_held_while_renewed(redis_url):
         pass
 
 
-def test_two_accounts_never_wait_on_each_other(provider, redis_url):
+def test_two_accounts_never_wait_on_each_other(provider, redis_url, account_key):
     held_up, release = threading.Event(), threading.Event()
 
     def slow_refresh(_credentials):
@@ -256,10 +255,10 @@ def test_two_accounts_never_wait_on_each_other(provider, redis_url):
     lock = RedisLock(redis_url, secret="the-message-crypto-password")
     slow = AuthorizedSession(
         demo_credential(provider), on_keys=lambda keys: None, cache=CredentialCache(),
-        key=f"account:{uuid.uuid4().hex}", lock=lock, refresh_credentials=slow_refresh,
+        key=account_key(), lock=lock, refresh_credentials=slow_refresh,
     )  # fmt: skip
     fast = _replica_session(
-        provider, redis_url, demo_credential(provider, name="fast"), f"account:{uuid.uuid4().hex}"
+        provider, redis_url, demo_credential(provider, name="fast"), account_key()
     )
     provider.book.expire_all()  # both need a refresh
     holder = threading.Thread(target=lambda: _quietly(lambda: slow.get("me")), daemon=True)

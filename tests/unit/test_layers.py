@@ -14,7 +14,7 @@ import runtime
 
 RUNTIME = Path(runtime.__file__).parent
 SHARED = {"runtime.errors", "runtime.log", "runtime.redact", "runtime.bounded", "runtime.ids",
-          "runtime.deadlines", "runtime.watchdog",
+          "runtime.deadlines", "runtime.watchdog", "runtime.health",
           "runtime.network", "runtime.metrics", "runtime"}  # fmt: skip
 
 ALLOWED: dict[str, set[str]] = {
