@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lib.bodies import TEXT_TYPES, XML_TYPES, content_type_of
-from lib.expressions import compiled
 from lib.templating import json_field, render_text, render_value
 from runtime import InvalidInput
+from runtime import compiled_expression as compiled
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 MODES = ("text", "jsonata")

@@ -3,8 +3,9 @@
 Component authors use these names (and ``runtime.auth``'s); everything else in the package
 is the runtime's own. Besides the step's contract: the HTTP types of ``ctx.http``, reading
 answers within bounds (``bounded``), network failures and hosts in words for errors
-(``describe_failure``, ``host_of``), ``Retry-After`` (``retry_after_seconds``), and the
-platform's attachment storage (``attachment_storage()``).
+(``describe_failure``, ``host_of``), ``Retry-After`` (``retry_after_seconds``), the
+platform's attachment storage (``attachment_storage()``), and JSONata as the platform
+evaluates it (``compiled_expression``, ``Expression``, ``ExpressionError``).
 
 The names are imported when first used, not with the package: ``python -m runtime health``
 runs every few seconds in a container and must not pay for aiohttp, pika and pydantic.
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
     from runtime.auth.retry import retry_after_seconds
     from runtime.errors import AuthError, InvalidInput, StepCancelled, StepError
+    from runtime.mapping.jsonata import Expression, ExpressionError
+    from runtime.mapping.jsonata import compiled as compiled_expression
     from runtime.network import describe_failure, host_of
     from runtime.platform.object_storage import (
         ObjectStorage,
@@ -39,6 +42,8 @@ _HOMES = {
     "AuthError": "runtime.errors",
     "Context": "runtime.step.context",
     "Event": "runtime.step.events",
+    "Expression": "runtime.mapping.jsonata",
+    "ExpressionError": "runtime.mapping.jsonata",
     "EventKind": "runtime.step.events",
     "InvalidInput": "runtime.errors",
     "Message": "runtime.step.events",
@@ -49,10 +54,13 @@ _HOMES = {
     "StepError": "runtime.errors",
     "attachment_storage": "runtime.platform.object_storage",
     "bounded": "runtime.bounded",
+    "compiled_expression": "runtime.mapping.jsonata",
     "describe_failure": "runtime.network",
     "host_of": "runtime.network",
     "retry_after_seconds": "runtime.auth.retry",
 }
+
+_ALIASES = {"compiled_expression": "compiled"}
 
 __all__ = [
     "AsyncAuthorizedSession",
@@ -62,6 +70,8 @@ __all__ = [
     "Context",
     "Event",
     "EventKind",
+    "Expression",
+    "ExpressionError",
     "InvalidInput",
     "Message",
     "ObjectStorage",
@@ -71,6 +81,7 @@ __all__ = [
     "StepError",
     "attachment_storage",
     "bounded",
+    "compiled_expression",
     "describe_failure",
     "host_of",
     "retry_after_seconds",
@@ -82,7 +93,7 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module 'runtime' has no attribute {name!r}")
     module = importlib.import_module(home)
-    value = module if home == f"runtime.{name}" else getattr(module, name)
+    value = module if home == f"runtime.{name}" else getattr(module, _ALIASES.get(name, name))
     globals()[name] = value
     return value
 

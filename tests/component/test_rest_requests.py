@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-import lib.expressions
+import runtime.mapping.jsonata as expressions
 from runtime.testing import run_step
 from tests.helpers import ROOT, demo_oauth
 
@@ -183,14 +183,14 @@ def test_the_polling_trigger_sends_the_same_request(demo_api):
 
 def test_an_expression_compiles_once_per_configuration(demo_api, monkeypatch):
     compiled = []
-    real = lib.expressions.Expression.__init__
+    real = expressions.Expression.__init__
 
     def counting(self, text, field):
         compiled.append(text)
         real(self, text, field)
 
-    monkeypatch.setattr(lib.expressions.Expression, "__init__", counting)
-    lib.expressions._cache.clear()
+    monkeypatch.setattr(expressions.Expression, "__init__", counting)
+    expressions._cache.clear()
     cfg = {**oauth(demo_api), "url": '"/echo?n=" & body.n', "urlMode": "jsonata"}
     for n in range(5):
         assert echoed(call(cfg, {"body": {"n": n}}))["query"] == {"n": str(n)}
@@ -198,7 +198,7 @@ def test_an_expression_compiles_once_per_configuration(demo_api, monkeypatch):
 
 
 def test_one_expression_serves_many_threads_at_once():
-    expression = lib.expressions.compiled("$string(body.n * 2) & $now()", "body")
+    expression = expressions.compiled("$string(body.n * 2) & $now()", "body")
     wrong = []
 
     def work(offset):

@@ -40,6 +40,8 @@ def test_public_api_is_pinned():
         "Context",
         "Event",
         "EventKind",
+        "Expression",
+        "ExpressionError",
         "InvalidInput",
         "Message",
         "ObjectStorage",
@@ -49,18 +51,22 @@ def test_public_api_is_pinned():
         "StepError",
         "attachment_storage",
         "bounded",
+        "compiled_expression",
         "describe_failure",
         "host_of",
         "retry_after_seconds",
     ]
     from runtime import errors, network
     from runtime.auth import async_session, retry
+    from runtime.mapping import jsonata
     from runtime.platform import object_storage
     from runtime.step import context, events, executor
 
-    homes = (context, errors, events, executor, async_session, retry, network, object_storage)
+    homes = (context, errors, events, executor, async_session, retry, network, object_storage,
+             jsonata)  # fmt: skip
     assert runtime.bounded is sys.modules["runtime.bounded"]  # the module, as a public name
-    for name in (n for n in runtime.__all__ if n != "bounded"):
+    assert runtime.compiled_expression is jsonata.compiled
+    for name in (n for n in runtime.__all__ if n not in ("bounded", "compiled_expression")):
         defined_in = next(m for m in homes if hasattr(m, name))
         assert getattr(runtime, name) is getattr(defined_in, name), name
     assert runtime.testing.__all__ == [

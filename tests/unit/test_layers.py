@@ -20,13 +20,21 @@ SHARED = {"runtime.errors", "runtime.log", "runtime.redact", "runtime.bounded", 
 ALLOWED: dict[str, set[str]] = {
     # credentials and sessions know nothing of steps, the worker or the platform
     "runtime.auth": set(),
+    # JSONata with the platform's extensions: knows nothing but the shared modules
+    "runtime.mapping": set(),
     # the component contract knows nothing of AMQP or of the platform's HTTP API
     "runtime.step": {"runtime.auth"},
     "runtime.platform": {"runtime.auth", "runtime.step"},
     # the AMQP side knows nothing of auth, steps or the platform: only plain deliveries
     "runtime.worker.amqp": {"runtime.worker.transport"},
     "runtime.worker": {"runtime.auth", "runtime.step", "runtime.platform"},
-    "runtime.devtools": {"runtime.auth", "runtime.step", "runtime.platform", "runtime.worker"},
+    "runtime.devtools": {
+        "runtime.auth",
+        "runtime.step",
+        "runtime.platform",
+        "runtime.worker",
+        "runtime.mapping",
+    },
 }
 OPEN = {"runtime.cli", "runtime.__main__", "runtime.testing", "runtime.__init__",
         "runtime.pytest_plugin"}  # fmt: skip

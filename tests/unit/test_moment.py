@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lib.expressions import ExpressionError, compiled
+from runtime.mapping.jsonata import ExpressionError, compiled
 
 
 def moment(expression: str, data: object = None) -> object:

@@ -3,7 +3,7 @@
 An expression sees the whole message as its input (``body``, ``headers``, ``passthrough``,
 ``attachments``), so ``"https://api.x.com/users/" & body.id`` or ``$count(body.items)``.
 ``$getPassthrough()`` and ``$getFlowVariables()`` are there too, as in the platform's own
-components, and ``$moment()``, the platform's Moment.js extension (lib/moment.py).
+components, and ``$moment()``, the platform's Moment.js extension (runtime/mapping/moment.py).
 
 Each evaluation gets its own time and depth budget: ``jsonata-python``'s built-in bounds
 start counting when the expression is compiled and are shared by every thread using it, so
@@ -20,8 +20,8 @@ from typing import Any
 from jsonata import Jsonata  # type: ignore[import-untyped]
 from jsonata.jexception import JException  # type: ignore[import-untyped]
 
-from lib.moment import as_json, moment_function
-from runtime import InvalidInput
+from runtime.errors import InvalidInput
+from runtime.mapping.moment import as_json, moment_function
 
 TIME_LIMIT_MS = 2000
 """One evaluation's wall time; mapping a message takes microseconds to milliseconds."""

@@ -38,7 +38,7 @@ import arrow
 from dateutil import tz  # type: ignore[import-untyped]
 from jsonata import Jsonata  # type: ignore[import-untyped]
 
-from runtime import InvalidInput
+from runtime.errors import InvalidInput
 
 INVALID = "Invalid date"
 _MONTHS = (
