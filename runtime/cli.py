@@ -198,6 +198,12 @@ def _add_lock_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_node_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--node", default=None, help="whole flows: the node (default: the flow's first)"
+    )
+
+
 def _add_local_platform(commands: Any) -> None:
     """The whole product on one machine: demo, local platform, demo API."""
     demo = commands.add_parser(
@@ -241,12 +247,20 @@ def _add_local_platform(commands: Any) -> None:
     platform_commands.required = True
     up = platform_commands.add_parser(
         "up",
-        help="declare the flows' topology and serve the platform API until stopped",
+        help="run flows: topology, platform API, routing between steps, their workers",
         description="Declares each flow's queues and exchange, serves the platform API "
-        "(step data, accounts, hooks data), saves refreshed keys into the credentials file, "
-        "and prints the environment each step's worker needs.",
+        "(step data, accounts, hooks data), saves refreshed keys into the credentials file. "
+        "A one-step flow file: prints the environment its worker needs. A whole flow (the "
+        "platform's flow JSON with a 'local' section): routes each step's data to its "
+        "successors through the edges' mappers, and starts and supervises every node's "
+        "workers (unless --no-workers).",
     )
     up.add_argument("--flow", action="append", required=True, metavar="FILE")
+    up.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="whole flows: start no workers (run them yourself, or as containers)",
+    )
     up.add_argument("--credentials", metavar="FILE", help="credentials file for the flows")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=9000)
@@ -265,6 +279,7 @@ def _add_local_platform(commands: Any) -> None:
         "JSON array (several), or JSON lines. A value without 'body' is taken as the body.",
     )
     send.add_argument("--flow", required=True, metavar="FILE")
+    _add_node_option(send)
     send.add_argument("input", nargs="?", default="-", help="file of messages (default stdin)")
     send.add_argument("--amqp-url", default=None)
     send.set_defaults(handler=_platform)
@@ -275,6 +290,7 @@ def _add_local_platform(commands: Any) -> None:
         "replies) and prints each event as one JSON line; secrets in updateKeys are hidden.",
     )
     tail.add_argument("--flow", required=True, metavar="FILE")
+    _add_node_option(tail)
     tail.add_argument("--count", type=int, default=0, help="stop after this many (0: never)")
     tail.add_argument("--timeout", type=float, default=0, help="stop after this many seconds")
     tail.add_argument("--amqp-url", default=None)
@@ -286,10 +302,20 @@ def _add_local_platform(commands: Any) -> None:
         "(every replica gets the same, the credential lock included).",
     )
     env.add_argument("--flow", required=True, metavar="FILE")
+    _add_node_option(env)
     env.add_argument("--api-uri", default="http://127.0.0.1:9000")
     env.add_argument("--amqp-url", default=None)
     _add_lock_option(env)
     env.set_defaults(handler=_platform)
+    validate = platform_commands.add_parser(
+        "validate",
+        help="check flow files: nodes, components, functions, fields, edges, mappers",
+        description="Refuses a flow that cannot run, naming the node or edge: an unknown "
+        "component or function, a required field missing, an edge to a missing node, a "
+        "cycle, a mapper that does not parse.",
+    )
+    validate.add_argument("flows", nargs="+", metavar="FILE")
+    validate.set_defaults(handler=_platform)
 
     demo_api = commands.add_parser(
         "demo-api",

@@ -155,8 +155,9 @@ def chosen_root(explicit: str | None) -> Path:
     return component_root(Path.cwd(), os.environ.get("ELASTICIO_COMPONENT_PATH"))
 
 
-def load_component(root: Path) -> Component:
-    """Read and check the component.json in ``root``.
+def load_component(root: Path, *, language: Literal["python", "nodejs"] = "python") -> Component:
+    """Read and check the component.json in ``root`` (a Node.js component's: its steps'
+    files are JavaScript).
 
     Raises:
         ComponentError: listing every problem found, each with file, JSON path and reason.
@@ -179,7 +180,7 @@ def load_component(root: Path) -> Component:
         spec = ComponentSpec.model_validate(raw)
     except ValidationError as exc:
         raise ComponentError([_describe(path, error) for error in exc.errors()]) from None
-    problems = _check_files(path, root, spec)
+    problems = _check_files(path, root, spec, ".py" if language == "python" else ".js")
     if not spec.triggers and not spec.actions:
         problems.insert(0, f"{path}: $: needs at least one trigger or action")
     if problems:
@@ -210,18 +211,21 @@ def _json_type(value: object) -> str:
     )
 
 
-def _check_files(path: Path, root: Path, spec: ComponentSpec) -> list[str]:
+def _check_files(path: Path, root: Path, spec: ComponentSpec, suffix: str) -> list[str]:
     problems: list[str] = []
     for group, steps in (("triggers", spec.triggers), ("actions", spec.actions)):
         for name, step in steps.items():
             where = f"{path}: $.{group}.{name}"
             main = root / step.main
             if not step.main.strip():
-                problems.append(f"{where}.main: is empty; give the path of the step's .py file")
+                problems.append(
+                    f"{where}.main: is empty; give the path of the step's {suffix} file"
+                )
             elif not main.is_file():
                 problems.append(f"{where}.main: file {step.main!r} does not exist")
-            elif main.suffix != ".py":
-                problems.append(f"{where}.main: {step.main!r} is not a Python (.py) file")
+            elif main.suffix != suffix:
+                kind = "Python" if suffix == ".py" else "JavaScript"
+                problems.append(f"{where}.main: {step.main!r} is not a {kind} ({suffix}) file")
             if step.metadata is not None:
                 for direction, value in (("in", step.metadata.in_), ("out", step.metadata.out)):
                     problem = _schema_problem(root, value)

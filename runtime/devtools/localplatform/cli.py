@@ -14,9 +14,13 @@ from typing import Any
 
 from runtime import log
 from runtime.devtools.credentials_file import CredentialsFile
+from runtime.devtools.jsonfiles import read_json_object
 from runtime.devtools.localplatform import messaging
 from runtime.devtools.localplatform.flow import FlowSpec, load_flow
+from runtime.devtools.localplatform.graph import GraphFlow, is_graph_file, load_graph
 from runtime.devtools.localplatform.platform import LocalPlatform
+from runtime.devtools.localplatform.router import Router
+from runtime.devtools.localplatform.supervisor import Supervisor
 from runtime.devtools.stopping import stops_on_signals
 from runtime.errors import ConfigError
 from runtime.redact import redact
@@ -24,6 +28,37 @@ from runtime.worker.amqp import AdminClient, broker_reachable
 from runtime.worker.transport import Properties
 
 OUTPUTS = ("message", "error", "snapshot", "keys", "reply", "rebound")
+
+
+def _load(path: str, amqp_url: str | None, lock_url: str | None = None) -> FlowSpec | GraphFlow:
+    """A one-step flow file, or a whole flow, with the command line's overrides."""
+    data = read_json_object(path, what="flow")
+    if not is_graph_file(data):
+        return _flow(path, amqp_url, lock_url)
+    graph = load_graph(path)
+    local: dict[str, Any] = {}
+    url = amqp_url or os.environ.get("RABBITMQ_URL")
+    if url:
+        local["amqp_url"] = url
+    if lock_url is not None:
+        local["credential_lock_url"] = lock_url
+    if local:
+        graph = graph.model_copy(update={"local": graph.local.model_copy(update=local)})
+    return graph
+
+
+def _step(
+    path: str, amqp_url: str | None, lock_url: str | None = None, node: str | None = None
+) -> FlowSpec:
+    """The step a command acts on: a one-step flow's, or a node of a whole flow."""
+    loaded = _load(path, amqp_url, lock_url)
+    if isinstance(loaded, FlowSpec):
+        return loaded
+    steps = loaded.steps()
+    chosen = node or loaded.first.id
+    if chosen not in steps:
+        raise ConfigError(f"flow {loaded.id} has no node {chosen!r} (nodes: {', '.join(steps)})")
+    return steps[chosen]
 
 
 def _flow(path: str, amqp_url: str | None, lock_url: str | None = None) -> FlowSpec:
@@ -54,12 +89,35 @@ def run_platform(args: argparse.Namespace) -> int:
         return _send(args)
     if action == "tail":
         return _tail(args)
+    if action == "validate":
+        return _validate(args)
     return _env(args)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.flows:
+        try:
+            loaded = _load(path, None)
+        except ConfigError as exc:
+            sys.stdout.write(f"{exc}\n")
+            failed += 1
+            continue
+        if isinstance(loaded, GraphFlow):
+            nodes = ", ".join(f"{n.id} ({n.command})" for n in loaded.graph.nodes)
+            sys.stdout.write(f"{path}: flow {loaded.id} is valid: {nodes}\n")
+        else:
+            sys.stdout.write(f"{path}: step {loaded.flow_id}/{loaded.step_id} is valid\n")
+    return 1 if failed else 0
 
 
 @stops_on_signals
 def _up(args: argparse.Namespace) -> int:
-    flows = [_flow(path, args.amqp_url, args.lock_url) for path in args.flow]
+    loaded = [_load(path, args.amqp_url, args.lock_url) for path in args.flow]
+    graphs = [f for f in loaded if isinstance(f, GraphFlow)]
+    flows = [f for f in loaded if isinstance(f, FlowSpec)]
+    for graph in graphs:
+        flows += list(graph.steps().values())
     _require_broker(flows[0])
     store = None
     if args.credentials:
@@ -71,16 +129,29 @@ def _up(args: argparse.Namespace) -> int:
             sign_in(args.sign_in_demo, store, "demo")
     platform = LocalPlatform(flows, credentials=store, host=args.host, port=args.port).start()
     api_uri = f"http://{args.host}:{platform.api.server.server_address[1]}"
-    for flow in flows:
-        sys.stdout.write(f"# worker environment for {flow.flow_id}/{flow.step_id}\n")
-        for name, value in flow.worker_env(api_uri).items():
-            sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
-    sys.stdout.write(f"# local platform API on {api_uri}; Ctrl-C or SIGTERM stops it\n")
-    sys.stdout.flush()
+    routers = [Router(graph).start() for graph in graphs]
+    supervisors: list[Supervisor] = []
     try:
+        for flow in flows:
+            if any(flow.flow_id == g.id for g in graphs) and not args.no_workers:
+                continue
+            sys.stdout.write(f"# worker environment for {flow.flow_id}/{flow.step_id}\n")
+            for name, value in flow.worker_env(api_uri).items():
+                sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+        for graph in graphs:
+            edges = ", ".join(f"{e.source}->{e.target}" for e in graph.graph.edges) or "none"
+            sys.stdout.write(f"# flow {graph.id}: routing {edges}\n")
+            if not args.no_workers:
+                supervisors.append(Supervisor(graph, api_uri).start())
+        sys.stdout.write(f"# local platform API on {api_uri}; Ctrl-C or SIGTERM stops it\n")
+        sys.stdout.flush()
         while True:
             time.sleep(3600)
     finally:
+        for supervisor in supervisors:
+            supervisor.stop()
+        for router in routers:
+            router.stop()
         platform.stop()
 
 
@@ -113,7 +184,7 @@ def _messages(source: str) -> list[Any]:
 
 
 def _send(args: argparse.Namespace) -> int:
-    flow = _flow(args.flow, args.amqp_url)
+    flow = _step(args.flow, args.amqp_url, node=args.node)
     _require_broker(flow)
     messages = _messages(args.input)
     with AdminClient(flow.amqp_url, name="platform-send") as admin:
@@ -125,7 +196,7 @@ def _send(args: argparse.Namespace) -> int:
 
 @stops_on_signals
 def _tail(args: argparse.Namespace) -> int:
-    flow = _flow(args.flow, args.amqp_url)
+    flow = _step(args.flow, args.amqp_url, node=args.node)
     _require_broker(flow)
     stop = threading.Event()
     lock = threading.Lock()
@@ -164,7 +235,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    flow = _flow(args.flow, args.amqp_url, args.lock_url)
+    flow = _step(args.flow, args.amqp_url, args.lock_url, args.node)
     for name, value in flow.worker_env(args.api_uri).items():
         sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
     return 0

@@ -148,7 +148,7 @@ def load_flow(path: str | Path, env: Mapping[str, str] | None = None) -> FlowSpe
         ConfigError: missing file, bad JSON, unknown fields or unset variables.
     """
     data = read_json_object(str(path), what="flow")
-    resolved = _resolve(data, os.environ if env is None else env, str(path))
+    resolved = resolve_references(data, os.environ if env is None else env, str(path))
     try:
         return FlowSpec.model_validate(resolved)
     except ValidationError as exc:
@@ -158,7 +158,7 @@ def load_flow(path: str | Path, env: Mapping[str, str] | None = None) -> FlowSpe
         raise ConfigError(f"flow file {path}: {problems}") from None
 
 
-def _resolve(value: Any, env: Mapping[str, str], where: str) -> Any:
+def resolve_references(value: Any, env: Mapping[str, str], where: str) -> Any:
     if isinstance(value, str):
 
         def lookup(match: re.Match[str]) -> str:
@@ -169,7 +169,7 @@ def _resolve(value: Any, env: Mapping[str, str], where: str) -> Any:
 
         return _REFERENCE.sub(lookup, value)
     if isinstance(value, dict):
-        return {k: _resolve(v, env, where) for k, v in value.items()}
+        return {k: resolve_references(v, env, where) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve(v, env, where) for v in value]
+        return [resolve_references(v, env, where) for v in value]
     return value

@@ -1,0 +1,182 @@
+"""Routing between a flow's steps: each node's ``data`` to every successor's queue.
+
+One consumer per node that has successors reads the node's data (its ``out:message`` queue)
+and publishes, for each outgoing edge, the message to the target's input routing key: the
+bytes as they came when the edge has no mapper; with a mapper, the message decrypted, its
+``body`` built by the mapper, encrypted again. The AMQP headers go on unchanged (the sailor
+already set ``threadId``, ``parentMessageId``, ``stepId``, ``reply_to`` and ``x-eio-meta-*``
+as the next step reads them); passthrough rides in the message, as the sailors keep it.
+
+The input is acked only once every forward is confirmed by the broker: a router that dies
+loses nothing (the broker redelivers what it had not acked). A forward it made just before
+dying is made again on that redelivery: each forward carries a ``messageId`` derived from
+the input's and the edge, so the copy can be told apart.
+
+A mapper evaluates each field's JSONata over the incoming message's body, with
+``$getPassthrough()`` and ``$moment()`` (a whole-body expression: the body is its result).
+One that fails is an ``error`` event on the target's error routing key, naming the edge and
+the expression, with the message as its ``errorInput``; the message goes to no other edge's
+target twice, and is not dropped in silence.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+from runtime.devtools.localplatform.flow import FlowSpec
+from runtime.devtools.localplatform.graph import Edge, GraphFlow, mapper_expressions
+from runtime.devtools.localplatform.messaging import cipher_for
+from runtime.log import get_logger
+from runtime.mapping.jsonata import ExpressionError, compiled
+from runtime.worker.amqp import AdminClient
+from runtime.worker.transport import Properties
+from runtime.worker.wire import decode_value, dumps, encode, protocol_version
+
+_log = get_logger(__name__)
+_RETRY_MAX = 10.0
+
+
+class Mapper:
+    """An edge's mapper, compiled once."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.fields = [
+            (field, compiled(text, f"{edge.name}: {field}"))
+            for field, text in mapper_expressions(edge)
+        ]
+        self.whole = isinstance(edge.config.mapper, str)
+        self.constants = edge.config.mapper if isinstance(edge.config.mapper, dict) else {}
+
+    def body(self, message: dict[str, Any]) -> Any:
+        passthrough = message.get("passthrough")
+        source = message.get("body")
+        if self.whole:
+            return self.fields[0][1].evaluate(source, passthrough=passthrough)
+        built: dict[str, Any] = {}
+        for field, expression in self.fields:
+            _put(built, field.split("."), expression.evaluate(source, passthrough=passthrough))
+        # non-string leaves (numbers, booleans) are constants
+        built.update({k: v for k, v in self.constants.items() if not isinstance(v, (str, dict))})
+        return built
+
+
+def _put(target: dict[str, Any], path: list[str], value: Any) -> None:
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    if value is not None:  # JSONata's "no match" leaves the field out, as on the platform
+        target[path[-1]] = value
+
+
+class Router:
+    """The flow's routing service: a thread per node with successors."""
+
+    def __init__(self, flow: GraphFlow, steps: dict[str, FlowSpec] | None = None) -> None:
+        self.flow = flow
+        self.steps = steps or flow.steps()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.forwarded = 0
+        self.mapper_errors = 0
+        self._count_lock = threading.Lock()
+        self._mappers = {
+            edge.name: Mapper(edge) for edge in flow.graph.edges if edge.config.mapper is not None
+        }
+
+    def start(self) -> Router:
+        for node in self.flow.graph.nodes:
+            if self.flow.outgoing(node.id):
+                thread = threading.Thread(
+                    target=self._serve, args=(node.id,), name=f"router-{node.id}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _serve(self, node_id: str) -> None:
+        """Consume the node's data until stopped; a lost connection is opened again."""
+        source = self.steps[node_id]
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with AdminClient(source.amqp_url, name=f"router-{self.flow.id}-{node_id}") as admin:
+                    delay = 0.5
+                    admin.consume(
+                        source.output_queue("message"),
+                        lambda body, properties: self.forward(admin, node_id, body, properties),
+                        stop=self._stop,
+                    )
+            except Exception as exc:  # noqa: BLE001 - the router lives on; the broker redelivers
+                _log.warning("router_reconnecting", node=node_id, error=str(exc), delay=delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    def forward(self, admin: AdminClient, node_id: str, body: bytes, props: Properties) -> None:
+        """Publish one data message of ``node_id`` to each successor (each confirmed)."""
+        started = time.perf_counter()
+        source = self.steps[node_id]
+        message: dict[str, Any] | None = None
+        for edge in self.flow.outgoing(node_id):
+            target = self.steps[edge.target]
+            headers = {**props.headers, "messageId": _forward_id(props.headers, edge)}
+            out = body
+            mapper = self._mappers.get(edge.name)
+            if mapper is not None:
+                version = protocol_version(props.headers)
+                if message is None:
+                    message = decode_value(body, cipher_for(source), version)
+                try:
+                    mapped = {**message, "body": mapper.body(message)}
+                except ExpressionError as exc:
+                    self._report(admin, edge, str(exc), body, props)
+                    continue
+                out = encode(mapped, cipher_for(target), version)
+            admin.publish(
+                target.publish_exchange,
+                target.routing_key("input"),
+                out,
+                Properties(
+                    headers=headers,
+                    content_type=props.content_type or "application/json",
+                    content_encoding=props.content_encoding or "utf8",
+                    delivery_mode=2,
+                ),
+            )
+            with self._count_lock:
+                self.forwarded += 1
+        _log.debug("routed", node=node_id, seconds=round(time.perf_counter() - started, 6))
+
+    def _report(
+        self, admin: AdminClient, edge: Edge, why: str, body: bytes, props: Properties
+    ) -> None:
+        target = self.steps[edge.target]
+        cipher = cipher_for(target)
+        error = {"name": "MapperError", "message": f"edge {edge.name}: {why}", "stack": ""}
+        envelope: dict[str, str] = {"error": encode(error, cipher, 1).decode()}
+        if protocol_version(props.headers) < 2:
+            envelope["errorInput"] = body.decode("ascii", errors="replace")
+        headers = {**props.headers, "stepId": edge.target, "x-eio-edge": edge.name}
+        admin.publish(
+            target.publish_exchange,
+            target.routing_key("error"),
+            dumps(envelope),
+            Properties(headers=headers, content_type="application/json", delivery_mode=2),
+        )
+        with self._count_lock:
+            self.mapper_errors += 1
+        _log.warning("mapper_failed", edge=edge.name, error=why)
+
+
+def _forward_id(headers: dict[str, Any], edge: Edge) -> str:
+    """The same input on the same edge gets the same id: a forward made again after a crash
+    is recognisable as the copy it is."""
+    incoming = str(headers.get("messageId") or uuid.uuid4())
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{incoming}/{edge.name}"))
