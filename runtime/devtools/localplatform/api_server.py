@@ -1,4 +1,5 @@
-"""The platform REST API a worker calls, served locally: step data, account keys, hooks data.
+"""The platform REST API a worker calls, served locally: step data, account keys, hooks data;
+and the flows' webhooks on the same port.
 
 ``GET /v1/tasks/{flow}/steps/{step}``, ``PUT /v1/accounts/{id}`` (``{"keys": ...}``) and
 ``POST|GET|DELETE /sailor-support/hooks/task/{flow}/startup/data`` (409 when it exists),
@@ -15,24 +16,20 @@ each other unseen.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
-import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+
+from aiohttp import web
 
 from runtime.auth.credentials import keys_version
-from runtime.devtools.jsonhttp import JsonHandler, JsonServer
 
 OnKeys = Callable[[str, dict[str, Any]], None]
-
-_STEP = re.compile(r"^/v1/tasks/([^/]+)/steps/([^/]+)$")
-_ACCOUNT = re.compile(r"^/v1/accounts/([^/]+)$")
-_HOOKS = re.compile(r"^/sailor-support/hooks/task/([^/]+)/startup/data$")
-_SECRET = re.compile(r"^/v2/workspaces/([^/]+)/secrets/([^/]+?)(/refresh)?$")
 
 Secrets = Callable[[str, bool], dict[str, Any] | None]
 """A secret's attributes by id (refreshed first when asked); None when there is none. May
@@ -88,8 +85,13 @@ class ApiState:
         return {}
 
 
+Webhooks = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+"""Answers ``/hook/{flowId}[/more/path]`` (runtime.devtools.localplatform.webhooks)."""
+
+
 class PlatformApiServer:
-    """The local platform's API on 127.0.0.1, on a background thread."""
+    """The local platform's HTTP side on one port, served by aiohttp on a thread of its own:
+    the platform API the workers call, and the flows' webhooks."""
 
     def __init__(
         self,
@@ -99,118 +101,183 @@ class PlatformApiServer:
         on_keys: OnKeys | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        webhooks: Webhooks | None = None,
+        body_limit: int = 10 * 1024 * 1024,
     ) -> None:
         self.state = ApiState(username, password, on_keys=on_keys)
-        handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = JsonServer((host, port), handler)
+        self.webhooks = webhooks
+        self._host, self._port = host, port
+        self._body_limit = body_limit
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="platform-api",
+                                         daemon=True)  # fmt: skip
+
+    @property
+    def port(self) -> int:
+        return self._port
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
 
     def add_step(self, flow_id: str, step_id: str, data: dict[str, Any]) -> None:
         with self.state.lock:
             self.state.steps[(flow_id, step_id)] = data
 
     def start(self) -> PlatformApiServer:
-        threading.Thread(target=self.server.serve_forever, name="platform-api", daemon=True).start()
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(30)
         return self
 
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=self._body_limit)
+        api = _Api(self.state)
+        app.router.add_route("GET", "/v1/tasks/{flow}/steps/{step}", api.step)
+        app.router.add_route("PUT", "/v1/accounts/{account}", api.account)
+        app.router.add_route("*", "/sailor-support/hooks/task/{flow}/startup/data", api.hooks)
+        app.router.add_route("GET", "/v2/workspaces/{ws}/secrets/{secret}", api.secret)
+        app.router.add_route("POST", "/v2/workspaces/{ws}/secrets/{secret}/refresh", api.refresh)
+        if self.webhooks is not None:
+            app.router.add_route("*", "/hook/{flow}", self.webhooks)
+            app.router.add_route("*", "/hook/{flow}/{more:.*}", self.webhooks)
+        app.router.add_route("*", "/{tail:.*}", api.no_route)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        await site.start()
+        if self._port == 0:
+            self._port = int(self._runner.addresses[0][1])
+
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class _Handler(JsonHandler):
-    state: ApiState
-
-    def handle_method(self, method: str) -> None:
-        raw = self.read_body()
-        state = self.state
-        with state.lock:
-            state.calls.append((method, self.path))
-        if not self._authorised():
-            self._reply(401, {"error": "Unauthorized"})
+        if not self._thread.is_alive():
             return
-        body = json.loads(raw) if raw else None
-        if (match := _STEP.match(self.path)) and method == "GET":
-            self._step(unquote(match.group(1)), unquote(match.group(2)))
-        elif (match := _ACCOUNT.match(self.path)) and method == "PUT":
-            self._account(unquote(match.group(1)), body)
-        elif match := _HOOKS.match(self.path):
-            self._hooks(method, unquote(match.group(1)), body)
-        elif (match := _SECRET.match(self.path)) and method == ("POST" if match[3] else "GET"):
-            self._secret(unquote(match.group(2)), refresh=bool(match.group(3)))
-        else:
-            self._reply(404, {"error": f"no route for {method} {self.path}"})
+        if self._runner is not None:
+            future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            with contextlib.suppress(Exception):
+                future.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
-    def _authorised(self) -> bool:
-        header = self.headers.get("Authorization", "")
+
+def _reply(status: int, body: Any) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+class _Api:
+    """The platform API's routes, behind the task user's Basic auth."""
+
+    def __init__(self, state: ApiState) -> None:
+        self.state = state
+
+    def _allowed(self, request: web.Request) -> bool:
+        with self.state.lock:
+            self.state.calls.append((request.method, request.path))
+        header = request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
             return False
-        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
         return (user, password) == (self.state.username, self.state.password)
 
-    def _step(self, flow_id: str, step_id: str) -> None:
+    async def no_route(self, request: web.Request) -> web.Response:
+        if not self._allowed(request):
+            return _reply(401, {"error": "Unauthorized"})
+        return _reply(404, {"error": f"no route for {request.method} {request.path}"})
+
+    async def step(self, request: web.Request) -> web.Response:
+        if not self._allowed(request):
+            return _reply(401, {"error": "Unauthorized"})
+        flow_id, step_id = request.match_info["flow"], request.match_info["step"]
         data = self.state.step_data(flow_id, step_id)
         if data is None:
-            self._reply(404, {"error": f"no step {step_id} in flow {flow_id}"})
-        else:
-            self._reply(200, data)
+            return _reply(404, {"error": f"no step {step_id} in flow {flow_id}"})
+        return _reply(200, data)
 
-    def _account(self, account: str, body: Any) -> None:
+    async def account(self, request: web.Request) -> web.Response:
+        if not self._allowed(request):
+            return _reply(401, {"error": "Unauthorized"})
         state = self.state
+        body = await _json(request)
         if state.fail_accounts:
-            self._reply(503, {"error": "accounts service unavailable"})
-            return
+            return _reply(503, {"error": "accounts service unavailable"})
         if not isinstance(body, dict) or not isinstance(body.get("keys"), dict):
-            self._reply(400, {"error": 'the body must be {"keys": {...}}'})
-            return
+            return _reply(400, {"error": 'the body must be {"keys": {...}}'})
         gate = state.account_gate
         if gate is not None:
             with state.lock:
                 state.accounts_waiting += 1
-            gate.wait(120)
-            self._reply(503, {"error": "the save was lost"})
-            return
-        wanted = self.headers.get("If-Match")
+            await asyncio.get_running_loop().run_in_executor(None, gate.wait, 120)
+            return _reply(503, {"error": "the save was lost"})
+        wanted = request.headers.get("If-Match")
         replaces = wanted.strip().strip('"') if wanted else None
-        if not state.save_account(account, body["keys"], replaces):
-            self._reply(412, {"error": "the account holds other keys than those replaced"})
-            return
-        self._reply(200, {"id": account, "keys": "saved"})
+        account = request.match_info["account"]
+        saved = await asyncio.get_running_loop().run_in_executor(
+            None, state.save_account, account, body["keys"], replaces
+        )
+        if not saved:
+            return _reply(412, {"error": "the account holds other keys than those replaced"})
+        return _reply(200, {"id": account, "keys": "saved"})
 
-    def _secret(self, secret_id: str, *, refresh: bool) -> None:
+    async def secret(self, request: web.Request) -> web.Response:
+        return await self._secret(request, refresh=False)
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        return await self._secret(request, refresh=True)
+
+    async def _secret(self, request: web.Request, *, refresh: bool) -> web.Response:
+        if not self._allowed(request):
+            return _reply(401, {"error": "Unauthorized"})
+        secret_id = request.match_info["secret"]
         secrets = self.state.secrets
         try:
-            attributes = None if secrets is None else secrets(secret_id, refresh)
+            attributes = (
+                None
+                if secrets is None
+                else await asyncio.get_running_loop().run_in_executor(
+                    None, secrets, secret_id, refresh
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - answered as the platform would, with a status
-            self._reply(getattr(exc, "status", 500), {"error": str(exc)})
-            return
+            return _reply(getattr(exc, "status", 500), {"error": str(exc)})
         if attributes is None:
-            self._reply(404, {"error": f"no secret {secret_id}"})
-        else:
-            data = {"id": secret_id, "type": "secret", "attributes": attributes}
-            self._reply(200, {"data": data})
+            return _reply(404, {"error": f"no secret {secret_id}"})
+        data = {"id": secret_id, "type": "secret", "attributes": attributes}
+        return _reply(200, {"data": data})
 
-    def _hooks(self, method: str, flow_id: str, body: Any) -> None:
-        state = self.state
+    async def hooks(self, request: web.Request) -> web.Response:
+        if not self._allowed(request):
+            return _reply(401, {"error": "Unauthorized"})
+        state, method = self.state, request.method
+        flow_id = request.match_info["flow"]
+        body = await _json(request)
         with state.lock:
             exists = flow_id in state.hooks
             if method == "POST":
                 if exists:
-                    self._reply(409, {"error": "startup data already exists"})
-                    return
+                    return _reply(409, {"error": "startup data already exists"})
                 state.hooks[flow_id] = body
-                self._reply(200, body)
-            elif method == "GET":
-                self._reply(200 if exists else 404, state.hooks.get(flow_id, {}))
-            elif method == "DELETE":
+                return _reply(200, body)
+            if method == "GET":
+                return _reply(200 if exists else 404, state.hooks.get(flow_id, {}))
+            if method == "DELETE":
                 state.hooks.pop(flow_id, None)
-                self._reply(200, {})
-            else:
-                self._reply(405, {})
+                return _reply(200, {})
+        return _reply(405, {})
 
-    def _reply(self, status: int, body: Any) -> None:
-        self.reply(status, body)
+
+async def _json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None

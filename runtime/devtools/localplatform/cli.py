@@ -128,7 +128,7 @@ def _up(args: argparse.Namespace) -> int:
             _wait_for_http(args.sign_in_demo)
             sign_in(args.sign_in_demo, store, "demo")
     platform = LocalPlatform(flows, credentials=store, host=args.host, port=args.port).start()
-    api_uri = f"http://{args.host}:{platform.api.server.server_address[1]}"
+    api_uri = f"http://{args.host}:{platform.api.port}"
     routers = [Router(graph).start() for graph in graphs]
     supervisors: list[Supervisor] = []
     try:
