@@ -23,6 +23,8 @@ COPY component.json verifyCredentials.py ./
 
 FROM base AS local
 
+# The local platform's own: its schedules' cron expressions
+RUN pip install -c constraints.txt croniter
 COPY runtime ./runtime
 COPY demo ./demo
 RUN pip install --no-deps -c constraints.txt . && python -m runtime validate

@@ -204,37 +204,8 @@ def _add_node_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_local_platform(commands: Any) -> None:
-    """The whole product on one machine: demo, local platform, demo API."""
-    demo = commands.add_parser(
-        "demo",
-        help="run the whole flow on this machine: provider, platform, workers, events",
-        description="Start the demo OAuth2 API, the local platform and a worker per demo flow "
-        "against RabbitMQ, push messages through httpRequest and one pollRecords run, print "
-        "the events as they come back, and stop. Token refreshes happen on the way.",
-    )
-    demo.add_argument(
-        "--amqp-url",
-        default=None,
-        help="broker (default: RABBITMQ_URL, else amqp://guest:guest@127.0.0.1:5672/)",
-    )
-    demo.add_argument("--flows", default="demo/flows", help="folder of the demo's flow files")
-    demo.add_argument(
-        "--external",
-        action="store_true",
-        help="only run the scenario: provider, platform and workers run elsewhere (compose)",
-    )
-    demo.add_argument(
-        "--provider", metavar="URL", help="with --external: the demo provider, for its counts"
-    )
-    demo.add_argument(
-        "--credentials",
-        metavar="FILE",
-        help="with --external: the platform's credentials file, to check the grant is alive",
-    )
-    _add_component_option(demo)
-    demo.set_defaults(handler=_demo)
-
+def _add_platform_commands(commands: Any) -> None:
+    """``platform up|send|tail|env|validate|trigger``: the local platform."""
     platform = commands.add_parser(
         "platform",
         help="a local stand-in for the iPaaS: topology, platform API, send and tail",
@@ -316,6 +287,48 @@ def _add_local_platform(commands: Any) -> None:
     )
     validate.add_argument("flows", nargs="+", metavar="FILE")
     validate.set_defaults(handler=_platform)
+    trigger = platform_commands.add_parser(
+        "trigger",
+        help="start one execution of a polling flow now, as a tick of its schedule would",
+        description="Sends the flow's first step the message a tick of its cron sends.",
+    )
+    trigger.add_argument("--flow", required=True, metavar="FILE")
+    trigger.add_argument("--amqp-url", default=None)
+    trigger.set_defaults(handler=_platform)
+
+
+def _add_local_platform(commands: Any) -> None:
+    """The whole product on one machine: demo, local platform, demo API."""
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole flow on this machine: provider, platform, workers, events",
+        description="Start the demo OAuth2 API, the local platform and a worker per demo flow "
+        "against RabbitMQ, push messages through httpRequest and one pollRecords run, print "
+        "the events as they come back, and stop. Token refreshes happen on the way.",
+    )
+    demo.add_argument(
+        "--amqp-url",
+        default=None,
+        help="broker (default: RABBITMQ_URL, else amqp://guest:guest@127.0.0.1:5672/)",
+    )
+    demo.add_argument("--flows", default="demo/flows", help="folder of the demo's flow files")
+    demo.add_argument(
+        "--external",
+        action="store_true",
+        help="only run the scenario: provider, platform and workers run elsewhere (compose)",
+    )
+    demo.add_argument(
+        "--provider", metavar="URL", help="with --external: the demo provider, for its counts"
+    )
+    demo.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="with --external: the platform's credentials file, to check the grant is alive",
+    )
+    _add_component_option(demo)
+    demo.set_defaults(handler=_demo)
+
+    _add_platform_commands(commands)
 
     demo_api = commands.add_parser(
         "demo-api",

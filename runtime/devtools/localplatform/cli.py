@@ -20,7 +20,9 @@ from runtime.devtools.localplatform.flow import FlowSpec, load_flow
 from runtime.devtools.localplatform.graph import GraphFlow, is_graph_file, load_graph
 from runtime.devtools.localplatform.platform import LocalPlatform
 from runtime.devtools.localplatform.router import Router
+from runtime.devtools.localplatform.schedule import Scheduler, cron_of, tick
 from runtime.devtools.localplatform.supervisor import Supervisor
+from runtime.devtools.localplatform.webhooks import WebhookService
 from runtime.devtools.stopping import stops_on_signals
 from runtime.errors import ConfigError
 from runtime.redact import redact
@@ -91,6 +93,8 @@ def run_platform(args: argparse.Namespace) -> int:
         return _tail(args)
     if action == "validate":
         return _validate(args)
+    if action == "trigger":
+        return _trigger(args)
     return _env(args)
 
 
@@ -127,7 +131,11 @@ def _up(args: argparse.Namespace) -> int:
 
             _wait_for_http(args.sign_in_demo)
             sign_in(args.sign_in_demo, store, "demo")
-    platform = LocalPlatform(flows, credentials=store, host=args.host, port=args.port).start()
+    scheduler = Scheduler(graphs)
+    webhooks = WebhookService(graphs).start()
+    platform = LocalPlatform(
+        flows, credentials=store, host=args.host, port=args.port, webhooks=webhooks.handle
+    ).start()
     api_uri = f"http://{args.host}:{platform.api.port}"
     routers = [Router(graph).start() for graph in graphs]
     supervisors: list[Supervisor] = []
@@ -140,19 +148,45 @@ def _up(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
         for graph in graphs:
             edges = ", ".join(f"{e.source}->{e.target}" for e in graph.graph.edges) or "none"
-            sys.stdout.write(f"# flow {graph.id}: routing {edges}\n")
+            sys.stdout.write(f"# flow {graph.id}: routing {edges}; {_start_of(graph, api_uri)}\n")
             if not args.no_workers:
                 supervisors.append(Supervisor(graph, api_uri).start())
         sys.stdout.write(f"# local platform API on {api_uri}; Ctrl-C or SIGTERM stops it\n")
         sys.stdout.flush()
+        scheduler.start()
         while True:
             time.sleep(3600)
     finally:
+        scheduler.stop()
         for supervisor in supervisors:
             supervisor.stop()
         for router in routers:
             router.stop()
         platform.stop()
+        webhooks.stop()
+
+
+def _start_of(graph: GraphFlow, api_uri: str) -> str:
+    if graph.starts_with_webhook:
+        kind = "request-reply " if graph.local.request_reply else ""
+        return f"{kind}webhook at {api_uri}/hook/{graph.id}"
+    every = graph.local.every
+    return f"started every {every}" if every else f"started on cron {cron_of(graph)!r} (UTC)"
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    loaded = _load(args.flow, args.amqp_url)
+    if not isinstance(loaded, GraphFlow) or loaded.starts_with_webhook:
+        raise ConfigError(
+            f"{args.flow}: 'trigger' starts a whole flow that polls; send a one-step flow "
+            "messages with 'platform send', call a webhook flow at /hook/FLOW_ID"
+        )
+    step = loaded.step(loaded.first)
+    _require_broker(step)
+    with AdminClient(step.amqp_url, name="platform-trigger") as admin:
+        thread = tick(loaded, admin)
+    sys.stdout.write(json.dumps({"flow": loaded.id, "started": thread}) + "\n")
+    return 0
 
 
 def _wait_for_http(url: str, timeout: float = 30.0) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform import messaging, topology
-from runtime.devtools.localplatform.api_server import PlatformApiServer
+from runtime.devtools.localplatform.api_server import PlatformApiServer, Webhooks
 from runtime.devtools.localplatform.flow import FlowSpec
 from runtime.devtools.localplatform.secrets import FileSecrets
 from runtime.errors import ConfigError
@@ -34,6 +34,7 @@ class LocalPlatform:
         credentials: CredentialsFile | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        webhooks: Webhooks | None = None,
     ) -> None:
         if not flows:
             raise ConfigError("the local platform needs at least one flow file")
@@ -44,7 +45,12 @@ class LocalPlatform:
         self.credentials = credentials
         username, password = users.pop()
         self.api = PlatformApiServer(
-            username=username, password=password, on_keys=self._save_keys, host=host, port=port
+            username=username,
+            password=password,
+            on_keys=self._save_keys,
+            host=host,
+            port=port,
+            webhooks=webhooks,
         )
         self.secrets = FileSecrets(credentials) if credentials is not None else None
         self.api.state.secrets = self.secrets

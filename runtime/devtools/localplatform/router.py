@@ -170,6 +170,14 @@ class Router:
             dumps(envelope),
             Properties(headers=headers, content_type="application/json", delivery_mode=2),
         )
+        reply_to = props.headers.get("reply_to")
+        if reply_to:  # a request-reply caller hears of it at once, as from a step's error
+            admin.publish(
+                target.publish_exchange,
+                str(reply_to),
+                envelope["error"].encode(),
+                Properties(headers={**headers, "x-eio-error-response": True}, delivery_mode=2),
+            )
         with self._count_lock:
             self.mapper_errors += 1
         _log.warning("mapper_failed", edge=edge.name, error=why)
