@@ -3,6 +3,7 @@ each run as a user runs it (``platform up --flow``) against the real broker and 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -27,7 +28,7 @@ FLOWSTEPS = str(FIXTURES / "flowsteps")
 def write_flow(tmp_path: Path, nodes: list[dict], **local: Any) -> Path:
     edges = [
         {"source": a["id"], "target": b["id"], "config": {"mapper": None}}
-        for a, b in zip(nodes, nodes[1:], strict=False)
+        for a, b in itertools.pairwise(nodes)
     ]
     flow = {
         "data": {"id": f"t-{uuid.uuid4().hex[:10]}",
