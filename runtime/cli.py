@@ -228,6 +228,12 @@ def _add_platform_commands(commands: Any) -> None:
     )
     up.add_argument("--flow", action="append", required=True, metavar="FILE")
     up.add_argument(
+        "--data",
+        metavar="DIR",
+        help="where the platform keeps steps' snapshots between runs "
+        "(default: $XDG_DATA_HOME/eio-runtime/local-platform)",
+    )
+    up.add_argument(
         "--no-workers",
         action="store_true",
         help="whole flows: start no workers (run them yourself, or as containers)",

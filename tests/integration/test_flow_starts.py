@@ -44,8 +44,8 @@ def write_flow(tmp_path: Path, nodes: list[dict], **local: Any) -> Path:
 def platform_up(amqp_url):
     started: list[tuple[PlatformUp, Path]] = []
 
-    def start(path: Path, workers: int) -> tuple[PlatformUp, str, Any]:
-        up = PlatformUp(path, amqp_url)
+    def start(path: Path, workers: int, data: Path | None = None) -> tuple[PlatformUp, str, Any]:
+        up = PlatformUp(path, amqp_url, "--data", str(data or path.parent / "data"))
         started.append((up, path))
         wait_for(lambda: "local platform API on" in up.text, timeout=30, what=up.text[-2000:])
         url = re.search(r"local platform API on (\S+);", up.text)
@@ -157,3 +157,12 @@ def test_two_ticks_of_a_schedule_start_two_executions_and_the_snapshot_carries_o
     assert [o["payload"]["body"] for o in outputs] == [{"count": 1}, {"count": 2}]
     assert outputs[0]["headers"]["threadId"] != outputs[1]["headers"]["threadId"]
     assert up.count('"flow_started"') >= 2
+    assert up.stop() == 0
+
+    # the platform kept the snapshot in its data folder: a new run goes on from it
+    with AdminClient(amqp_url, name="test") as admin:
+        before = [*outputs, *take(admin, flow.steps()["step_2"], "message", 100, timeout=2)]
+        last = max(o["payload"]["body"]["count"] for o in before)
+        platform_up(path, 2)
+        [later] = take(admin, flow.steps()["step_2"], "message", 1, timeout=30)
+    assert later["payload"]["body"] == {"count": last + 1}

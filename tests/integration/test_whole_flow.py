@@ -21,7 +21,7 @@ import pytest
 from runtime.devtools.localplatform import messaging, topology
 from runtime.devtools.localplatform.graph import load_graph
 from runtime.worker.amqp import AdminClient
-from tests.helpers import FIXTURES, ROOT, wait_for
+from tests.helpers import FIXTURES, ROOT, run_cli, wait_for
 
 THREE = FIXTURES / "flows" / "three-steps.json"
 MESSAGES = 30
@@ -30,13 +30,14 @@ MESSAGES = 30
 class PlatformUp:
     """``python -m runtime platform up`` for one flow file; its output collected."""
 
-    def __init__(self, flow_file: Path, amqp_url: str) -> None:
+    def __init__(self, flow_file: Path, amqp_url: str, *extra: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runtime", "platform", "up", "--flow", str(flow_file),
-             "--port", "0", "--amqp-url", amqp_url],
+             "--port", "0", "--amqp-url", amqp_url, *extra],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "LOG_FORMAT": "json"},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
+        self.flow_file = flow_file
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -82,7 +83,7 @@ def whole_flow(tmp_path, amqp_url, node_sailor):
 
     def start(edit: Callable[[dict], None] | None = None, **local: Any) -> tuple[PlatformUp, Any]:
         path = flow_copy(tmp_path, edit, **local)
-        up = PlatformUp(path, amqp_url)
+        up = PlatformUp(path, amqp_url, "--data", str(tmp_path / "data"))
         started.append((up, path))
         return up, load_graph(path)
 
@@ -139,6 +140,17 @@ def test_a_three_step_flow_of_python_and_nodejs_carries_each_message_once_mapped
         assert output["headers"]["stepId"] == "step_3"
         assert output["headers"]["taskId"] == flow.id
     assert "[step_2/1]" in up.text and "[step_1/1]" in up.text  # prefixed worker lines
+
+    # platform tail --flow: each execution's events across the steps, tied by threadId
+    # (the first two steps' data is still queued for it; the test read the last step's)
+    tail = run_cli("platform", "tail", "--flow", str(up.flow_file), "--amqp-url", amqp_url,
+                   "--count", str(2 * MESSAGES), "--timeout", "30")  # fmt: skip
+    events = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert len(events) == 2 * MESSAGES, tail.stderr
+    for thread in threads:
+        mine = [e for e in events if e["thread"] == thread]
+        assert sorted(e["step"] for e in mine) == ["step_1", "step_2"]
+        assert all(e["event"] == "data" and e["ms"] >= 0 for e in mine)
     assert up.stop() == 0
 
 

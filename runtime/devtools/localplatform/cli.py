@@ -21,6 +21,7 @@ from runtime.devtools.localplatform.graph import GraphFlow, is_graph_file, load_
 from runtime.devtools.localplatform.platform import LocalPlatform
 from runtime.devtools.localplatform.router import Router
 from runtime.devtools.localplatform.schedule import Scheduler, cron_of, tick
+from runtime.devtools.localplatform.snapshots import SnapshotStore, default_folder
 from runtime.devtools.localplatform.supervisor import Supervisor
 from runtime.devtools.localplatform.webhooks import WebhookService
 from runtime.devtools.stopping import stops_on_signals
@@ -133,8 +134,14 @@ def _up(args: argparse.Namespace) -> int:
             sign_in(args.sign_in_demo, store, "demo")
     scheduler = Scheduler(graphs)
     webhooks = WebhookService(graphs).start()
+    snapshots = SnapshotStore(Path(args.data) if args.data else default_folder())
     platform = LocalPlatform(
-        flows, credentials=store, host=args.host, port=args.port, webhooks=webhooks.handle
+        flows,
+        credentials=store,
+        host=args.host,
+        port=args.port,
+        webhooks=webhooks.handle,
+        snapshots=snapshots,
     ).start()
     api_uri = f"http://{args.host}:{platform.api.port}"
     routers = [Router(graph).start() for graph in graphs]
@@ -230,18 +237,25 @@ def _send(args: argparse.Namespace) -> int:
 
 @stops_on_signals
 def _tail(args: argparse.Namespace) -> int:
-    flow = _step(args.flow, args.amqp_url, node=args.node)
-    _require_broker(flow)
+    loaded = _load(args.flow, args.amqp_url)
+    whole = isinstance(loaded, GraphFlow) and args.node is None
+    steps = list(loaded.steps().values()) if isinstance(loaded, GraphFlow) and whole else [
+        _step(args.flow, args.amqp_url, node=args.node)
+    ]  # fmt: skip
+    _require_broker(steps[0])
     stop = threading.Event()
     lock = threading.Lock()
     seen = [0]
 
-    def follow(kind: str) -> None:
+    def follow(flow: FlowSpec, kind: str) -> None:
         def on_message(body: bytes, properties: Properties) -> None:
             event = messaging.read(flow, kind, body, properties)
             if event["event"] == "updateKeys":
                 event["payload"] = redact(event["payload"])
-            event.pop("headers", None)
+            headers = event.pop("headers", {})
+            if whole:
+                event = {"step": flow.step_id, "thread": headers.get("threadId"),
+                         **event, **_took(headers)}  # fmt: skip
             with lock:
                 sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
                 sys.stdout.flush()
@@ -252,12 +266,15 @@ def _tail(args: argparse.Namespace) -> int:
         with AdminClient(flow.amqp_url, name="platform-tail") as admin:
             admin.consume(flow.output_queue(kind), on_message, stop=stop)
 
-    threads = [threading.Thread(target=follow, args=(k,), daemon=True) for k in OUTPUTS]
+    threads = [
+        threading.Thread(target=follow, args=(step, kind), daemon=True)
+        for step in steps
+        for kind in OUTPUTS
+    ]
     for thread in threads:
         thread.start()
-    sys.stderr.write(
-        f"# following the events of {flow.flow_id}/{flow.step_id}; Ctrl-C or SIGTERM stops\n"
-    )
+    what = steps[0].flow_id if whole else f"{steps[0].flow_id}/{steps[0].step_id}"
+    sys.stderr.write(f"# following the events of {what}; Ctrl-C or SIGTERM stops\n")
     sys.stderr.flush()
     try:
         stop.wait(args.timeout or None)
@@ -266,6 +283,14 @@ def _tail(args: argparse.Namespace) -> int:
         for thread in threads:
             thread.join(5)
     return 0
+
+
+def _took(headers: dict[str, Any]) -> dict[str, Any]:
+    """How long the step took over the message (the sailors' ``start`` and ``end``, ms)."""
+    start, end = headers.get("start"), headers.get("end")
+    if isinstance(start, int | float) and isinstance(end, int | float):
+        return {"ms": int(end - start)}
+    return {}
 
 
 def _env(args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ class FlowSpec(BaseModel):
     credential_lock_url: str = Field(default=DEFAULT_LOCK_URL, alias="credentialLockUrl")
     """``ELASTICIO_CREDENTIAL_LOCK_URL`` of the step's replicas; empty for in-process only."""
     crypto: Crypto = Crypto()
+    output_limit: int | None = Field(default=None, alias="outputLimit", ge=1)
+    """How many events each output queue keeps for ``tail`` (the oldest dropped first); all
+    of them when unset. Nodes of a whole flow keep 10,000: their data is also routed on."""
     protocol_version: int = Field(default=1, alias="protocolVersion")
     prefetch: int = 1
     exchange: str | None = None

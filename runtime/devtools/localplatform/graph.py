@@ -48,6 +48,8 @@ platform plays its part itself, so it needs no folder."""
 _COMMAND = re.compile(
     r"^(?P<component>[^:@\s]+/[^:@\s]+):(?P<function>[^:@\s]+)(@(?P<version>\S+))?$"
 )
+OUTPUT_LIMIT = 10_000
+"""Events each node's output queues keep for ``tail``: its data is routed on all the same."""
 _EVERY = re.compile(r"^(?P<amount>\d+(\.\d+)?)\s*(?P<unit>ms|s|m|h)$")
 
 
@@ -183,6 +185,7 @@ class GraphFlow(_Model):
             "prefetch": self.local.prefetch,
             "crypto": self.local.crypto,
             "queueType": self.local.queue_type,
+            "outputLimit": OUTPUT_LIMIT,
         }
         if self.local.amqp_url:
             values["amqpUrl"] = self.local.amqp_url

@@ -10,6 +10,7 @@ refused.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -18,6 +19,7 @@ from runtime.devtools.localplatform import messaging, topology
 from runtime.devtools.localplatform.api_server import PlatformApiServer, Webhooks
 from runtime.devtools.localplatform.flow import FlowSpec
 from runtime.devtools.localplatform.secrets import FileSecrets
+from runtime.devtools.localplatform.snapshots import SnapshotStore
 from runtime.errors import ConfigError
 from runtime.log import get_logger
 from runtime.worker.amqp import AdminClient
@@ -35,6 +37,7 @@ class LocalPlatform:
         host: str = "127.0.0.1",
         port: int = 0,
         webhooks: Webhooks | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         if not flows:
             raise ConfigError("the local platform needs at least one flow file")
@@ -52,6 +55,7 @@ class LocalPlatform:
             port=port,
             webhooks=webhooks,
         )
+        self.snapshots = snapshots
         self.secrets = FileSecrets(credentials) if credentials is not None else None
         self.api.state.secrets = self.secrets
         self._stop = threading.Event()
@@ -65,6 +69,9 @@ class LocalPlatform:
         for flow in self.flows:
             with AdminClient(flow.amqp_url, name="platform") as admin:
                 topology.declare(flow, admin)
+                if self.snapshots is not None:  # what the last run had no time to keep
+                    while (got := admin.get(topology.platform_queue(flow, "snapshot"))) is not None:
+                        self._keep_snapshot(flow, *got)
             self._publish_step(flow)
         self.api.start()
         for flow in self.flows:
@@ -73,6 +80,11 @@ class LocalPlatform:
             )
             thread.start()
             self._consumers.append(thread)
+            if self.snapshots is not None:
+                thread = threading.Thread(target=self._keep_snapshots, args=(flow,),
+                                          name="platform-snapshots", daemon=True)  # fmt: skip
+                thread.start()
+                self._consumers.append(thread)
         return self
 
     def stop(self, *, remove_topology: bool = False) -> None:
@@ -98,7 +110,48 @@ class LocalPlatform:
         return config
 
     def _publish_step(self, flow: FlowSpec) -> None:
-        self.api.add_step(flow.flow_id, flow.step_id, flow.step_data(self.step_config(flow)))
+        data = flow.step_data(self.step_config(flow))
+        if self.snapshots is not None:
+            kept = self.snapshots.load(flow.flow_id, flow.step_id)
+            if kept is not None:
+                data["snapshot"] = kept
+        self.api.add_step(flow.flow_id, flow.step_id, data)
+
+    def _keep_snapshot(self, flow: FlowSpec, body: bytes, properties: Properties) -> None:
+        if self.snapshots is None:
+            return
+        event = str(properties.headers.get("snapshotEvent") or "snapshot")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            _log.warning("snapshot_not_json", flow=flow.flow_id, step=flow.step_id)
+            return
+        snapshot = self.snapshots.apply(flow.flow_id, flow.step_id, event, payload)
+        with self.api.state.lock:
+            step = self.api.state.steps.get((flow.flow_id, flow.step_id))
+            if step is not None:
+                step["snapshot"] = snapshot
+
+    def _keep_snapshots(self, flow: FlowSpec) -> None:
+        store = self.snapshots
+        if store is None:
+            return
+
+        def on_message(body: bytes, properties: Properties) -> None:
+            event = str(properties.headers.get("snapshotEvent") or "snapshot")
+            snapshot = store.apply(flow.flow_id, flow.step_id, event, json.loads(body))
+            with self.api.state.lock:
+                step = self.api.state.steps.get((flow.flow_id, flow.step_id))
+                if step is not None:
+                    step["snapshot"] = snapshot
+
+        try:
+            with AdminClient(flow.amqp_url, name="platform-snapshots") as admin:
+                admin.consume(
+                    topology.platform_queue(flow, "snapshot"), on_message, stop=self._stop
+                )
+        except Exception as exc:  # noqa: BLE001 - the platform keeps serving; say why
+            _log.error("snapshot_keeper_stopped", flow=flow.flow_id, error=str(exc))
 
     def _save_keys(self, account: str, keys: dict[str, Any]) -> None:
         """Called, one at a time, once the API's account store took new keys."""

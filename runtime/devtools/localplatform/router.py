@@ -1,9 +1,10 @@
 """Routing between a flow's steps: each node's ``data`` to every successor's queue.
 
-One consumer per node that has successors reads the node's data (its ``out:message`` queue)
-and publishes, for each outgoing edge, the message to the target's input routing key: the
-bytes as they came when the edge has no mapper; with a mapper, the message decrypted, its
-``body`` built by the mapper, encrypted again. The AMQP headers go on unchanged (the sailor
+One consumer per node that has successors reads the node's data (a queue of the router's
+own, ``platform:route``, beside the ``out:message`` queue that ``tail`` reads) and publishes,
+for each outgoing edge, the message to the target's input routing key: the bytes as they came
+when the edge has no mapper; with a mapper, the message decrypted, its ``body`` built by the
+mapper, encrypted again. The AMQP headers go on unchanged (the sailor
 already set ``threadId``, ``parentMessageId``, ``stepId``, ``reply_to`` and ``x-eio-meta-*``
 as the next step reads them); passthrough rides in the message, as the sailors keep it.
 
@@ -29,6 +30,7 @@ from typing import Any
 from runtime.devtools.localplatform.flow import FlowSpec
 from runtime.devtools.localplatform.graph import Edge, GraphFlow, mapper_expressions
 from runtime.devtools.localplatform.messaging import cipher_for
+from runtime.devtools.localplatform.topology import platform_queue
 from runtime.log import get_logger
 from runtime.mapping.jsonata import ExpressionError, compiled
 from runtime.worker.amqp import AdminClient
@@ -86,7 +88,21 @@ class Router:
             edge.name: Mapper(edge) for edge in flow.graph.edges if edge.config.mapper is not None
         }
 
+    def declare(self) -> Router:
+        """The routing queues, bound to each node's data: nothing routed is lost between
+        the workers' start and the router's."""
+        for node in self.flow.graph.nodes:
+            if self.flow.outgoing(node.id):
+                step = self.steps[node.id]
+                with AdminClient(step.amqp_url, name="router") as admin:
+                    arguments = {"x-queue-type": "quorum"} if step.queue_type == "quorum" else None
+                    admin.declare_queue(platform_queue(step, "route"), arguments=arguments)
+                    admin.bind(platform_queue(step, "route"), step.publish_exchange,
+                               step.routing_key("message"))  # fmt: skip
+        return self
+
     def start(self) -> Router:
+        self.declare()
         for node in self.flow.graph.nodes:
             if self.flow.outgoing(node.id):
                 thread = threading.Thread(
@@ -104,13 +120,14 @@ class Router:
     def _serve(self, node_id: str) -> None:
         """Consume the node's data until stopped; a lost connection is opened again."""
         source = self.steps[node_id]
+        queue = platform_queue(source, "route")
         delay = 0.5
         while not self._stop.is_set():
             try:
                 with AdminClient(source.amqp_url, name=f"router-{self.flow.id}-{node_id}") as admin:
                     delay = 0.5
                     admin.consume(
-                        source.output_queue("message"),
+                        queue,
                         lambda body, properties: self.forward(admin, node_id, body, properties),
                         stop=self._stop,
                     )
