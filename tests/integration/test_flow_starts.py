@@ -19,7 +19,7 @@ from runtime.devtools.localplatform import topology
 from runtime.devtools.localplatform.graph import load_graph
 from runtime.devtools.localplatform.webhooks import reply_queue
 from runtime.worker.amqp import AdminClient
-from tests.helpers import FIXTURES, wait_for
+from tests.helpers import FIXTURES, run_cli, wait_for
 from tests.integration.test_whole_flow import PlatformUp, ready, take
 
 FLOWSTEPS = str(FIXTURES / "flowsteps")
@@ -147,7 +147,7 @@ def test_two_ticks_of_a_schedule_start_two_executions_and_the_snapshot_carries_o
 ):
     path = write_flow(
         tmp_path,
-        [{"id": "step_1", "command": "local/flowsteps:snapshots"},
+        [{"id": "step_1", "command": "local/flowsteps:countTicks"},
          {"id": "step_2", "command": "local/flowsteps:work"}],
         every="1s",
     )  # fmt: skip
@@ -166,3 +166,26 @@ def test_two_ticks_of_a_schedule_start_two_executions_and_the_snapshot_carries_o
         platform_up(path, 2)
         [later] = take(admin, flow.steps()["step_2"], "message", 1, timeout=30)
     assert later["payload"]["body"] == {"count": last + 1}
+
+
+def test_platform_trigger_starts_one_execution_now(tmp_path, platform_up, amqp_url):
+    path = write_flow(
+        tmp_path,
+        [{"id": "step_1", "command": "local/flowsteps:countTicks"},
+         {"id": "step_2", "command": "local/flowsteps:work"}],
+        every="1h",
+    )  # fmt: skip
+    up, _url, flow = platform_up(path, 2)
+    for _ in range(2):
+        started = run_cli("platform", "trigger", "--flow", str(path), "--amqp-url", amqp_url)
+        assert started.returncode == 0, started.stderr
+        assert json.loads(started.stdout)["flow"] == flow.id
+    with AdminClient(amqp_url, name="test") as admin:
+        outputs = take(admin, flow.steps()["step_2"], "message", 2, timeout=30)
+    assert [o["payload"]["body"] for o in outputs] == [{"count": 1}, {"count": 2}]
+    assert "started every 1h" in up.text
+
+    action_first = write_flow(tmp_path, [{"id": "step_1", "command": "local/flowsteps:work"}])
+    refused = run_cli("platform", "trigger", "--flow", str(action_first), "--amqp-url", amqp_url)
+    assert refused.returncode != 0
+    assert "'trigger' starts a whole flow that polls" in refused.stderr

@@ -4,9 +4,11 @@ Node.js sailor side by side)."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -204,3 +206,36 @@ def test_a_worker_killed_mid_flow_is_restarted_and_no_message_is_lost(whole_flow
                 o["payload"]["body"]["n"] for o in take(admin, steps["step_3"], "message", 1, 1)
             }
     assert seen == set(range(MESSAGES)), up.text[-3000:]
+
+
+def test_the_routers_connections_killed_mid_stream_lose_and_double_nothing(
+    whole_flow, amqp_url, broker_control
+):
+    """The router's connections closed under it by the broker, three times while data
+    flows: what it had not committed is redelivered to it once it is back."""
+    count = 300
+    up, flow = whole_flow()
+    steps = flow.steps()
+    ready(up, 3)
+    seen: list[dict] = []
+    closed = 0
+    with AdminClient(amqp_url, name="test") as admin:
+        for n in range(count):
+            messaging.send(steps["step_1"], admin, {"n": n})
+        deadline = time.monotonic() + 120
+        while len(seen) < count and time.monotonic() < deadline:
+            seen += take(admin, steps["step_3"], "message", 1, timeout=1)
+            if len(seen) in (20, 80, 160) and closed < 3:
+                for node in ("step_1", "step_2"):
+                    closed += (
+                        broker_control.close_connections_named(
+                            f"{socket.gethostname()}-router-{flow.id}-{node}", "test: killed"
+                        )
+                        > 0
+                    )
+        seen += take(admin, steps["step_3"], "message", 1, timeout=2)  # one too many?
+    assert closed >= 3
+    assert up.count("router_reconnecting") >= 3
+    numbers = collections.Counter(o["payload"]["body"]["n"] for o in seen)
+    assert set(numbers) == set(range(count)), up.text[-3000:]  # nothing lost
+    assert [n for n, times in numbers.items() if times > 1] == []  # nothing doubled

@@ -177,13 +177,15 @@ def _start_of(graph: GraphFlow, api_uri: str) -> str:
     if graph.starts_with_webhook:
         kind = "request-reply " if graph.local.request_reply else ""
         return f"{kind}webhook at {api_uri}/hook/{graph.id}"
+    if not graph.polls:
+        return "started by the messages sent to its first step"
     every = graph.local.every
     return f"started every {every}" if every else f"started on cron {cron_of(graph)!r} (UTC)"
 
 
 def _trigger(args: argparse.Namespace) -> int:
     loaded = _load(args.flow, args.amqp_url)
-    if not isinstance(loaded, GraphFlow) or loaded.starts_with_webhook:
+    if not isinstance(loaded, GraphFlow) or not loaded.polls:
         raise ConfigError(
             f"{args.flow}: 'trigger' starts a whole flow that polls; send a one-step flow "
             "messages with 'platform send', call a webhook flow at /hook/FLOW_ID"

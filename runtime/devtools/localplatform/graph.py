@@ -152,6 +152,19 @@ class GraphFlow(_Model):
     def starts_with_webhook(self) -> bool:
         return self.first.component == WEBHOOK
 
+    @property
+    def polls(self) -> bool:
+        """Whether the flow starts with a trigger of its own (not the webhook): the flows the
+        platform starts on a schedule."""
+        from runtime.step.component import load_component
+
+        folder = self.component_folder(self.first)
+        if folder is None:
+            return False
+        nodejs = self.runtime_of(self.first) == "nodejs"
+        component = load_component(folder, language="nodejs" if nodejs else "python")
+        return component.find_step(self.first.function)[0] == "triggers"
+
     def component_folder(self, node: Node) -> Path | None:
         """Where the node's component lives; None for the platform's webhook."""
         local = self.local.components.get(node.component)

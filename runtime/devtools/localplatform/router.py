@@ -8,10 +8,10 @@ mapper, encrypted again. The AMQP headers go on unchanged (the sailor
 already set ``threadId``, ``parentMessageId``, ``stepId``, ``reply_to`` and ``x-eio-meta-*``
 as the next step reads them); passthrough rides in the message, as the sailors keep it.
 
-The input is acked only once every forward is confirmed by the broker: a router that dies
-loses nothing (the broker redelivers what it had not acked). A forward it made just before
-dying is made again on that redelivery: each forward carries a ``messageId`` derived from
-the input's and the edge, so the copy can be told apart.
+A message's forwards are published and the message acked in one AMQP transaction (the
+relay of runtime.worker.amqp): a router that dies loses nothing and doubles nothing; the
+broker redelivers what it had not committed, which was neither forwarded nor acked. Each
+forward's ``messageId`` is derived from the input's and the edge.
 
 A mapper evaluates each field's JSONata over the incoming message's body, with
 ``$getPassthrough()`` and ``$moment()`` (a whole-body expression: the body is its result).
@@ -23,7 +23,6 @@ target twice, and is not dropped in silence.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -33,9 +32,9 @@ from runtime.devtools.localplatform.messaging import cipher_for
 from runtime.devtools.localplatform.topology import platform_queue
 from runtime.log import get_logger
 from runtime.mapping.jsonata import ExpressionError, compiled
-from runtime.worker.amqp import AdminClient
+from runtime.worker.amqp import AdminClient, Forward, Relay
 from runtime.worker.transport import Properties
-from runtime.worker.wire import decode_value, dumps, encode, protocol_version
+from runtime.worker.wire import BadMessage, decode_value, dumps, encode, protocol_version
 
 _log = get_logger(__name__)
 _RETRY_MAX = 10.0
@@ -118,45 +117,46 @@ class Router:
             thread.join(timeout)
 
     def _serve(self, node_id: str) -> None:
-        """Consume the node's data until stopped; a lost connection is opened again."""
+        """Relay the node's data until stopped; a lost connection is opened again."""
         source = self.steps[node_id]
-        queue = platform_queue(source, "route")
+        relay = Relay(
+            source.amqp_url,
+            platform_queue(source, "route"),
+            lambda body, properties: self.routes(node_id, body, properties),
+            name=f"router-{self.flow.id}-{node_id}",
+        )
         delay = 0.5
         while not self._stop.is_set():
             try:
-                with AdminClient(source.amqp_url, name=f"router-{self.flow.id}-{node_id}") as admin:
-                    delay = 0.5
-                    admin.consume(
-                        queue,
-                        lambda body, properties: self.forward(admin, node_id, body, properties),
-                        stop=self._stop,
-                    )
+                relay.run(self._stop)
+                delay = 0.5
             except Exception as exc:  # noqa: BLE001 - the router lives on; the broker redelivers
                 _log.warning("router_reconnecting", node=node_id, error=str(exc), delay=delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, _RETRY_MAX)
 
-    def forward(self, admin: AdminClient, node_id: str, body: bytes, props: Properties) -> None:
-        """Publish one data message of ``node_id`` to each successor (each confirmed)."""
-        started = time.perf_counter()
+    def routes(self, node_id: str, body: bytes, props: Properties) -> list[Forward]:
+        """What one data message of ``node_id`` becomes: a message for each successor (or an
+        error event where an edge's mapper failed)."""
         source = self.steps[node_id]
+        version = protocol_version(props.headers)
         message: dict[str, Any] | None = None
+        forwards: list[Forward] = []
         for edge in self.flow.outgoing(node_id):
             target = self.steps[edge.target]
-            headers = {**props.headers, "messageId": _forward_id(props.headers, edge)}
             out = body
             mapper = self._mappers.get(edge.name)
             if mapper is not None:
-                version = protocol_version(props.headers)
-                if message is None:
-                    message = decode_value(body, cipher_for(source), version)
                 try:
+                    if message is None:
+                        message = decode_value(body, cipher_for(source), version)
                     mapped = {**message, "body": mapper.body(message)}
-                except ExpressionError as exc:
-                    self._report(admin, edge, str(exc), body, props)
+                except (ExpressionError, BadMessage) as exc:
+                    forwards += self._error(edge, str(exc), body, props)
                     continue
                 out = encode(mapped, cipher_for(target), version)
-            admin.publish(
+            headers = {**props.headers, "messageId": _forward_id(props.headers, edge)}
+            forwards.append((
                 target.publish_exchange,
                 target.routing_key("input"),
                 out,
@@ -166,14 +166,13 @@ class Router:
                     content_encoding=props.content_encoding or "utf8",
                     delivery_mode=2,
                 ),
-            )
-            with self._count_lock:
-                self.forwarded += 1
-        _log.debug("routed", node=node_id, seconds=round(time.perf_counter() - started, 6))
+            ))  # fmt: skip
+        with self._count_lock:
+            self.forwarded += len(forwards)
+        return forwards
 
-    def _report(
-        self, admin: AdminClient, edge: Edge, why: str, body: bytes, props: Properties
-    ) -> None:
+    def _error(self, edge: Edge, why: str, body: bytes, props: Properties) -> list[Forward]:
+        """The error event of an edge whose mapper failed, and its copy to a waiting caller."""
         target = self.steps[edge.target]
         cipher = cipher_for(target)
         error = {"name": "MapperError", "message": f"edge {edge.name}: {why}", "stack": ""}
@@ -181,23 +180,24 @@ class Router:
         if protocol_version(props.headers) < 2:
             envelope["errorInput"] = body.decode("ascii", errors="replace")
         headers = {**props.headers, "stepId": edge.target, "x-eio-edge": edge.name}
-        admin.publish(
+        forwards: list[Forward] = [(
             target.publish_exchange,
             target.routing_key("error"),
             dumps(envelope),
             Properties(headers=headers, content_type="application/json", delivery_mode=2),
-        )
+        )]  # fmt: skip
         reply_to = props.headers.get("reply_to")
         if reply_to:  # a request-reply caller hears of it at once, as from a step's error
-            admin.publish(
+            forwards.append((
                 target.publish_exchange,
                 str(reply_to),
                 envelope["error"].encode(),
                 Properties(headers={**headers, "x-eio-error-response": True}, delivery_mode=2),
-            )
+            ))  # fmt: skip
         with self._count_lock:
             self.mapper_errors += 1
         _log.warning("mapper_failed", edge=edge.name, error=why)
+        return forwards
 
 
 def _forward_id(headers: dict[str, Any], edge: Edge) -> str:

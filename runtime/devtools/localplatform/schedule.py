@@ -1,6 +1,7 @@
 """Starting polling flows: a message to the first step on each tick of the flow's ``cron``.
 
-``cron`` has the platform's five fields (read by croniter, in UTC); a flow without one is
+Only flows whose first step is a trigger are scheduled (a flow starting with an action waits
+for messages sent to it). ``cron`` has the platform's five fields (read by croniter, in UTC); a flow without one is
 started every three minutes, as the platform does. ``local.every`` (``"5s"``) overrides
 both, for demos. Each tick is an execution of its own: a new ``threadId``, an empty body, as
 the platform's scheduler sends. ``platform trigger`` sends one tick now.
@@ -54,7 +55,7 @@ class Scheduler:
     """A thread per polling flow, sending its ticks until stopped."""
 
     def __init__(self, flows: list[GraphFlow]) -> None:
-        self.flows = [f for f in flows if not f.starts_with_webhook]
+        self.flows = [f for f in flows if f.polls]
         for flow in self.flows:
             if flow.every_seconds() is None:
                 cron_of(flow)  # refuse a bad one before anything starts
