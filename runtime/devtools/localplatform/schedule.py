@@ -1,10 +1,10 @@
 """Starting polling flows: a message to the first step on each tick of the flow's ``cron``.
 
 Only flows whose first step is a trigger are scheduled (a flow starting with an action waits
-for messages sent to it). ``cron`` has the platform's five fields (read by croniter, in
-UTC); a flow without one is started every three minutes, as the platform does.
-``local.every`` (``"5s"``) overrides both, for demos. Each tick is an execution of its own:
-a new ``threadId``, an empty body, as the platform's scheduler sends. ``platform trigger`` sends one tick now.
+for messages sent to it). ``cron`` has the platform's five fields (read by croniter, in UTC); a
+flow without one is started every three minutes, as the platform does. ``local.every``
+(``"5s"``) overrides both, for demos. Each tick is an execution of its own: a new ``threadId``,
+an empty body, as the platform's scheduler sends. ``platform trigger`` sends one tick now.
 """
 
 from __future__ import annotations
