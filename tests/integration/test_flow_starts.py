@@ -189,3 +189,24 @@ def test_platform_trigger_starts_one_execution_now(tmp_path, platform_up, amqp_u
     refused = run_cli("platform", "trigger", "--flow", str(action_first), "--amqp-url", amqp_url)
     assert refused.returncode != 0
     assert "'trigger' starts a whole flow that polls" in refused.stderr
+
+
+def test_a_flow_exported_from_the_platforms_api_validates_and_runs(tmp_path, platform_up, amqp_url):
+    """The flows API's own example (PetStore to Email), as GET /v2/flows/{id} returns it,
+    with a local section naming stand-ins for its two components."""
+    data = json.loads((FIXTURES / "flows" / "platform-export.json").read_text())
+    data["local"]["flowId"] = f"t-{uuid.uuid4().hex[:10]}"
+    for component in data["local"]["components"].values():
+        component["path"] = str((FIXTURES / "flows" / component["path"]).resolve())
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(data))
+    assert run_cli("platform", "validate", str(path)).returncode == 0
+    up, _url, flow = platform_up(path, 1)  # step_1 logs at warn (nodes_config): not its start
+    assert "started on cron '*/3 * * * *' (UTC)" in up.text
+    assert (
+        run_cli("platform", "trigger", "--flow", str(path), "--amqp-url", amqp_url).returncode == 0
+    )
+    with AdminClient(amqp_url, name="test") as admin:
+        sent = take(admin, flow.steps()["step_2"], "message", 2, timeout=30)
+    assert sorted(s["payload"]["body"]["sent"]["textBody"] for s in sent) == ["Nemofish", "Rexdog"]
+    assert {s["payload"]["body"]["sent"]["to"] for s in sent} == {"foo@example.com"}

@@ -137,7 +137,7 @@ def test_a_three_step_flow_of_python_and_nodejs_carries_each_message_once_mapped
     assert set(by_thread) == set(threads)  # each execution kept its thread
     for thread, body in by_thread.items():
         n = threads[thread]
-        assert body == {"n": n, "doubled": 2 * n, "label": f"#{n}", "meta": {}}
+        assert body == {"n": n, "doubled": 2 * n, "label": f"#{n}", "meta": {"first": n}}
     for output in outputs:  # the last step saw the Node.js step as the one before it
         assert output["headers"]["stepId"] == "step_3"
         assert output["headers"]["taskId"] == flow.id

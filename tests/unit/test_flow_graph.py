@@ -140,3 +140,17 @@ def test_a_whole_body_mapper_and_a_failing_expression():
     )
     with pytest.raises(ExpressionError, match="mapper:step_1:step_2: x"):
         Mapper(failing).body({"body": {}})
+
+
+def test_the_platforms_nodes_config_sets_replicas_prefetch_passthrough_and_log_level():
+    flow = load_graph(FIXTURES / "flows" / "platform-export.json")
+    first = flow.steps()["step_1"]
+    assert (first.prefetch, first.is_passthrough, first.extra_env) == (
+        4,
+        False,
+        {"LOG_LEVEL": "warn"},
+    )
+    second = flow.steps()["step_2"]
+    assert (second.prefetch, second.is_passthrough) == (10, True)  # the platform's defaults
+    assert flow.replicas(flow.node("step_1")) == 1
+    assert flow.node("step_1").function == "getPetsByStatus"

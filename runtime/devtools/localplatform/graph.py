@@ -18,7 +18,9 @@
         "replicas": {"step_2": 3}, "every": "5s"}}
 
 ``data.attributes`` (or the attributes alone, or ``data`` holding them) is the platform's
-flow; ``local`` is this machine's: each component's folder (relative to the flow file) and the
+flow, its ``nodes_config`` included (replicas, prefetch, passthrough, log level per step; on
+the platform a step's passthrough is on unless disabled, and so it is here); ``local`` is
+this machine's: each component's folder (relative to the flow file) and the
 runtime that runs it (``python``, ours, or ``nodejs``, the sailor the component installs),
 which credentials-file entry (``entry``) or platform-held secret (``secretId``) each
 ``credentials_id`` is, replicas per node, and ``every`` to override ``cron`` in demos.
@@ -90,6 +92,19 @@ class Edge(_Model):
         return self.id or f"{self.source}->{self.target}"
 
 
+class Passthrough(_Model):
+    disabled: bool = False
+
+
+class NodeConfig(_Model):
+    """The platform's per-step settings (``nodes_config``)."""
+
+    replicas: int | None = Field(default=None, ge=1)
+    prefetch: int | None = Field(default=None, ge=1)
+    passthrough: Passthrough = Passthrough()
+    log_level: str | None = None
+
+
 class Graph(_Model):
     nodes: list[Node]
     edges: list[Edge] = []
@@ -120,6 +135,7 @@ class Local(_Model):
     amqp_url: str | None = Field(default=None, alias="amqpUrl")
     credential_lock_url: str | None = Field(default=None, alias="credentialLockUrl")
     prefetch: int = Field(default=10, ge=1)
+    """Each step's, where ``nodes_config`` gives none."""
     crypto: Crypto = Crypto()
     queue_type: Literal["classic", "quorum"] = Field(default="classic", alias="queueType")
 
@@ -132,6 +148,7 @@ class GraphFlow(_Model):
     cron: str | None = None
     default_mapper_type: str = "jsonata"
     graph: Graph
+    nodes_config: dict[str, NodeConfig] = {}
     local: Local = Local()
     folder: Path = Path()
     """Where the flow file is: components' paths are relative to it."""
@@ -177,7 +194,9 @@ class GraphFlow(_Model):
         return local.runtime if local is not None else "platform"
 
     def replicas(self, node: Node) -> int:
-        return self.local.replicas.get(node.id, 1)
+        """``local.replicas``, else the platform's ``nodes_config``, else one."""
+        configured = self.nodes_config.get(node.id, NodeConfig()).replicas
+        return self.local.replicas.get(node.id, configured or 1)
 
     def step(self, node: Node) -> FlowSpec:
         """The node as a one-step flow: queue, routing keys, environment and step data."""
@@ -188,6 +207,7 @@ class GraphFlow(_Model):
             credential = ref.entry
             if ref.secret_id is not None:
                 config["secretId"] = ref.secret_id
+        settings = self.nodes_config.get(node.id, NodeConfig())
         values: dict[str, Any] = {
             "flowId": self.id,
             "stepId": node.id,
@@ -195,7 +215,9 @@ class GraphFlow(_Model):
             "config": config,
             "credential": credential,
             "accountId": node.credentials_id,
-            "prefetch": self.local.prefetch,
+            "isPassthrough": not settings.passthrough.disabled,
+            "prefetch": settings.prefetch or self.local.prefetch,
+            "env": {"LOG_LEVEL": settings.log_level} if settings.log_level else {},
             "crypto": self.local.crypto,
             "queueType": self.local.queue_type,
             "outputLimit": OUTPUT_LIMIT,
