@@ -138,6 +138,8 @@ class Local(_Model):
     """Each step's, where ``nodes_config`` gives none."""
     crypto: Crypto = Crypto()
     queue_type: Literal["classic", "quorum"] = Field(default="classic", alias="queueType")
+    env: dict[str, str] = {}
+    """More environment for every worker of the flow (``ELASTICIO_DATA_RATE_LIMIT``...)."""
 
 
 class GraphFlow(_Model):
@@ -217,7 +219,10 @@ class GraphFlow(_Model):
             "accountId": node.credentials_id,
             "isPassthrough": not settings.passthrough.disabled,
             "prefetch": settings.prefetch or self.local.prefetch,
-            "env": {"LOG_LEVEL": settings.log_level} if settings.log_level else {},
+            "env": {
+                **self.local.env,
+                **({"LOG_LEVEL": settings.log_level} if settings.log_level else {}),
+            },
             "crypto": self.local.crypto,
             "queueType": self.local.queue_type,
             "outputLimit": OUTPUT_LIMIT,

@@ -1,10 +1,12 @@
 """Routing between a flow's steps: each node's ``data`` to every successor's queue.
 
-One consumer per node that has successors reads the node's data (a queue of the router's
+An edge without a mapper is a binding: the successor's queue is bound to the node's data
+routing key, and the broker delivers the message as it came, at no cost to any process here
+(and with the publishing worker's confirm covering it). An edge with a mapper goes through
+the router: one consumer per node that has such edges reads the node's data (a queue of its
 own, ``platform:route``, beside the ``out:message`` queue that ``tail`` reads) and publishes,
-for each outgoing edge, the message to the target's input routing key: the bytes as they came
-when the edge has no mapper; with a mapper, the message decrypted, its ``body`` built by the
-mapper, encrypted again. The AMQP headers go on unchanged (the sailor
+for each mapped edge, the message decrypted, its ``body`` built by the mapper, encrypted
+again, to the target's input routing key. The AMQP headers go on unchanged (the sailor
 already set ``threadId``, ``parentMessageId``, ``stepId``, ``reply_to`` and ``x-eio-meta-*``
 as the next step reads them); passthrough rides in the message, as the sailors keep it.
 
@@ -88,22 +90,35 @@ class Router:
         }
 
     def declare(self) -> Router:
-        """The routing queues, bound to each node's data: nothing routed is lost between
-        the workers' start and the router's."""
-        for node in self.flow.graph.nodes:
-            if self.flow.outgoing(node.id):
-                step = self.steps[node.id]
-                with AdminClient(step.amqp_url, name="router") as admin:
+        """The edges without a mapper as bindings, and the router's queues for the others:
+        nothing routed is lost between the workers' start and the router's."""
+        direct = {
+            (e.source, e.target) for e in self.flow.graph.edges if e.name not in self._mappers
+        }
+        for source in self.flow.graph.nodes:
+            step = self.steps[source.id]
+            with AdminClient(step.amqp_url, name="router") as admin:
+                data_key = step.routing_key("message")
+                for target in self.flow.graph.nodes:
+                    queue = self.steps[target.id].messages_queue
+                    if (source.id, target.id) in direct:
+                        admin.bind(queue, step.publish_exchange, data_key)
+                    else:  # an edge of an earlier version of the flow file
+                        admin.unbind(queue, step.publish_exchange, data_key)
+                if self._routed(source.id):
                     arguments = {"x-queue-type": "quorum"} if step.queue_type == "quorum" else None
                     admin.declare_queue(platform_queue(step, "route"), arguments=arguments)
-                    admin.bind(platform_queue(step, "route"), step.publish_exchange,
-                               step.routing_key("message"))  # fmt: skip
+                    admin.bind(platform_queue(step, "route"), step.publish_exchange, data_key)
         return self
+
+    def _routed(self, node_id: str) -> list[Edge]:
+        """The node's edges that have a mapper: the ones the router forwards."""
+        return [e for e in self.flow.outgoing(node_id) if e.name in self._mappers]
 
     def start(self) -> Router:
         self.declare()
         for node in self.flow.graph.nodes:
-            if self.flow.outgoing(node.id):
+            if self._routed(node.id):
                 thread = threading.Thread(
                     target=self._serve, args=(node.id,), name=f"router-{node.id}", daemon=True
                 )
@@ -130,6 +145,8 @@ class Router:
             try:
                 relay.run(self._stop)
                 delay = 0.5
+                _log.info("router_stopped", node=node_id, messages=relay.committed,
+                          transactions=relay.commits)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - the router lives on; the broker redelivers
                 _log.warning("router_reconnecting", node=node_id, error=str(exc), delay=delay)
                 self._stop.wait(delay)
@@ -142,19 +159,17 @@ class Router:
         version = protocol_version(props.headers)
         message: dict[str, Any] | None = None
         forwards: list[Forward] = []
-        for edge in self.flow.outgoing(node_id):
+        for edge in self._routed(node_id):
             target = self.steps[edge.target]
-            out = body
-            mapper = self._mappers.get(edge.name)
-            if mapper is not None:
-                try:
-                    if message is None:
-                        message = decode_value(body, cipher_for(source), version)
-                    mapped = {**message, "body": mapper.body(message)}
-                except (ExpressionError, BadMessage) as exc:
-                    forwards += self._error(edge, str(exc), body, props)
-                    continue
-                out = encode(mapped, cipher_for(target), version)
+            mapper = self._mappers[edge.name]
+            try:
+                if message is None:
+                    message = decode_value(body, cipher_for(source), version)
+                mapped = {**message, "body": mapper.body(message)}
+            except (ExpressionError, BadMessage) as exc:
+                forwards += self._error(edge, str(exc), body, props)
+                continue
+            out = encode(mapped, cipher_for(target), version)
             headers = {**props.headers, "messageId": _forward_id(props.headers, edge)}
             forwards.append((
                 target.publish_exchange,

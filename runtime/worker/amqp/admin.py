@@ -53,6 +53,10 @@ class AdminClient:
     def bind(self, queue: str, exchange: str, routing_key: str) -> None:
         self._channel.queue_bind(queue, exchange, routing_key=routing_key)
 
+    def unbind(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Remove a binding (none there is no error)."""
+        self._channel.queue_unbind(queue, exchange, routing_key=routing_key)
+
     def delete_queue(self, name: str) -> None:
         self._channel.queue_delete(name)
 
