@@ -18,12 +18,8 @@ from runtime.devtools.jsonfiles import read_json_object
 from runtime.devtools.localplatform import messaging
 from runtime.devtools.localplatform.flow import FlowSpec, load_flow
 from runtime.devtools.localplatform.graph import GraphFlow, is_graph_file, load_graph
-from runtime.devtools.localplatform.platform import LocalPlatform
-from runtime.devtools.localplatform.router import Router
-from runtime.devtools.localplatform.schedule import Scheduler, cron_of, tick
-from runtime.devtools.localplatform.snapshots import SnapshotStore, default_folder
-from runtime.devtools.localplatform.supervisor import Supervisor
-from runtime.devtools.localplatform.webhooks import WebhookService
+from runtime.devtools.localplatform.running import FlowRunner
+from runtime.devtools.localplatform.schedule import tick
 from runtime.devtools.stopping import stops_on_signals
 from runtime.errors import ConfigError
 from runtime.redact import redact
@@ -119,11 +115,6 @@ def _validate(args: argparse.Namespace) -> int:
 @stops_on_signals
 def _up(args: argparse.Namespace) -> int:
     loaded = [_load(path, args.amqp_url, args.lock_url) for path in args.flow]
-    graphs = [f for f in loaded if isinstance(f, GraphFlow)]
-    flows = [f for f in loaded if isinstance(f, FlowSpec)]
-    for graph in graphs:
-        flows += list(graph.steps().values())
-    _require_broker(flows[0])
     store = None
     if args.credentials:
         store = CredentialsFile(args.credentials)
@@ -132,55 +123,29 @@ def _up(args: argparse.Namespace) -> int:
 
             _wait_for_http(args.sign_in_demo)
             sign_in(args.sign_in_demo, store, "demo")
-    scheduler = Scheduler(graphs)
-    webhooks = WebhookService(graphs).start()
-    snapshots = SnapshotStore(Path(args.data) if args.data else default_folder())
-    platform = LocalPlatform(
-        flows,
+    runner = FlowRunner(
+        loaded,
         credentials=store,
         host=args.host,
         port=args.port,
-        webhooks=webhooks.handle,
-        snapshots=snapshots,
-    ).start()
-    api_uri = f"http://{args.host}:{platform.api.port}"
-    routers = [Router(graph).start() for graph in graphs]
-    supervisors: list[Supervisor] = []
+        data=Path(args.data) if args.data else None,
+        workers=not args.no_workers,
+    )
+    _require_broker(runner.steps[0])
     try:
-        for flow in flows:
-            if any(flow.flow_id == g.id for g in graphs) and not args.no_workers:
-                continue
+        runner.start()
+        for flow in runner.unsupervised():
             sys.stdout.write(f"# worker environment for {flow.flow_id}/{flow.step_id}\n")
-            for name, value in flow.worker_env(api_uri).items():
+            for name, value in flow.worker_env(runner.api_url).items():
                 sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
-        for graph in graphs:
-            edges = ", ".join(f"{e.source}->{e.target}" for e in graph.graph.edges) or "none"
-            sys.stdout.write(f"# flow {graph.id}: routing {edges}; {_start_of(graph, api_uri)}\n")
-            if not args.no_workers:
-                supervisors.append(Supervisor(graph, api_uri).start())
-        sys.stdout.write(f"# local platform API on {api_uri}; Ctrl-C or SIGTERM stops it\n")
+        for graph in runner.graphs:
+            sys.stdout.write(f"# {runner.describe(graph)}\n")
+        sys.stdout.write(f"# local platform API on {runner.api_url}; Ctrl-C or SIGTERM stops it\n")
         sys.stdout.flush()
-        scheduler.start()
         while True:
             time.sleep(3600)
     finally:
-        scheduler.stop()
-        for supervisor in supervisors:
-            supervisor.stop()
-        for router in routers:
-            router.stop()
-        platform.stop()
-        webhooks.stop()
-
-
-def _start_of(graph: GraphFlow, api_uri: str) -> str:
-    if graph.starts_with_webhook:
-        kind = "request-reply " if graph.local.request_reply else ""
-        return f"{kind}webhook at {api_uri}/hook/{graph.id}"
-    if not graph.polls:
-        return "started by the messages sent to its first step"
-    every = graph.local.every
-    return f"started every {every}" if every else f"started on cron {cron_of(graph)!r} (UTC)"
+        runner.stop()
 
 
 def _trigger(args: argparse.Namespace) -> int:
