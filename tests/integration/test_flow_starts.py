@@ -142,15 +142,20 @@ def test_a_webhook_flow_without_request_reply_answers_at_once_and_runs(
     assert out["headers"]["threadId"] == request_id
 
 
-def test_two_ticks_of_a_schedule_start_two_executions_and_the_snapshot_carries_over(
-    tmp_path, platform_up, amqp_url
-):
-    path = write_flow(
+def counting_flow(tmp_path: Path, every: str) -> Path:
+    """A polling flow whose trigger counts its runs in its snapshot, then a step of ours."""
+    return write_flow(
         tmp_path,
         [{"id": "step_1", "command": "local/flowsteps:countTicks"},
          {"id": "step_2", "command": "local/flowsteps:work"}],
-        every="1s",
+        every=every,
     )  # fmt: skip
+
+
+def test_two_ticks_of_a_schedule_start_two_executions_and_the_snapshot_carries_over(
+    tmp_path, platform_up, amqp_url
+):
+    path = counting_flow(tmp_path, every="1s")
     up, _url, flow = platform_up(path, 2)
     with AdminClient(amqp_url, name="test") as admin:
         outputs = take(admin, flow.steps()["step_2"], "message", 2, timeout=30)
@@ -169,12 +174,7 @@ def test_two_ticks_of_a_schedule_start_two_executions_and_the_snapshot_carries_o
 
 
 def test_platform_trigger_starts_one_execution_now(tmp_path, platform_up, amqp_url):
-    path = write_flow(
-        tmp_path,
-        [{"id": "step_1", "command": "local/flowsteps:countTicks"},
-         {"id": "step_2", "command": "local/flowsteps:work"}],
-        every="1h",
-    )  # fmt: skip
+    path = counting_flow(tmp_path, every="1h")
     up, _url, flow = platform_up(path, 2)
     for _ in range(2):
         started = run_cli("platform", "trigger", "--flow", str(path), "--amqp-url", amqp_url)

@@ -35,15 +35,21 @@ def _load(path: str, amqp_url: str | None, lock_url: str | None = None) -> FlowS
     if not is_graph_file(data):
         return _flow(path, amqp_url, lock_url)
     graph = load_graph(path)
-    local: dict[str, Any] = {}
-    url = amqp_url or os.environ.get("RABBITMQ_URL")
-    if url:
-        local["amqp_url"] = url
-    if lock_url is not None:
-        local["credential_lock_url"] = lock_url
+    local = _overrides(amqp_url, lock_url)
     if local:
         graph = graph.model_copy(update={"local": graph.local.model_copy(update=local)})
     return graph
+
+
+def _overrides(amqp_url: str | None, lock_url: str | None) -> dict[str, str]:
+    """What the command line (or ``RABBITMQ_URL``) sets over a flow file's own."""
+    changes: dict[str, str] = {}
+    url = amqp_url or os.environ.get("RABBITMQ_URL")
+    if url:
+        changes["amqp_url"] = url
+    if lock_url is not None:
+        changes["credential_lock_url"] = lock_url
+    return changes
 
 
 def _step(
@@ -62,12 +68,7 @@ def _step(
 
 def _flow(path: str, amqp_url: str | None, lock_url: str | None = None) -> FlowSpec:
     flow = load_flow(path)
-    changes: dict[str, str] = {}
-    url = amqp_url or os.environ.get("RABBITMQ_URL")
-    if url:
-        changes["amqp_url"] = url
-    if lock_url is not None:
-        changes["credential_lock_url"] = lock_url
+    changes = _overrides(amqp_url, lock_url)
     return flow.model_copy(update=changes) if changes else flow
 
 
