@@ -246,3 +246,22 @@ def test_the_routers_connections_killed_mid_stream_lose_and_double_nothing(
     numbers = collections.Counter(o["payload"]["body"]["n"] for o in seen)
     assert set(numbers) == set(range(count)), up.text[-3000:]  # nothing lost
     assert [n for n, times in numbers.items() if times > 1] == []  # nothing doubled
+
+
+def test_no_worker_outlives_a_platform_killed_with_sigkill(whole_flow):
+    up, _flow = whole_flow()
+    ready(up, 3)
+    pids = [json.loads(line)["pid"] for line in up.lines if '"worker_started"' in line]
+    assert len(pids) == 3
+    up.process.kill()
+    up.process.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie is gone too: exited, waiting for its parent (init) to reap it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=30, what="every worker ended")

@@ -5,11 +5,14 @@ platform API's address): ours runs ``python -m runtime run`` in the component's 
 Node.js component the sailor it installed (``node_modules/elasticio-sailor-nodejs/run.js``,
 found as Node.js finds modules: in the folder or a parent). Their output lines are printed
 prefixed with ``node/replica``. A worker that exits is started again after a back-off that
-doubles from 1 s to 30 s (and resets once a worker has run for a minute), and said so.
+doubles from 1 s to 30 s (and resets once a worker has run for a minute), and said so. On
+Linux a worker also gets SIGTERM when the platform itself dies, even by ``kill -9``: none is
+left running unsupervised.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -110,6 +113,7 @@ class Supervisor:
             text=True,
             errors="replace",
             start_new_session=True,  # a Ctrl-C in the terminal reaches the platform, not them
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one system call, no lock taken
         )
         replica.started_at = time.monotonic()
         replica.pump = threading.Thread(
@@ -172,6 +176,18 @@ class Supervisor:
         for replica in self.replicas:
             if replica.pump is not None:
                 replica.pump.join(2)
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+"""Loaded before any fork: the child only makes the one call."""
+
+
+def _die_with_parent() -> None:
+    """In the new worker, before it runs: SIGTERM when the platform dies, however it dies
+    (a ``kill -9`` included), so that no worker outlives it unseen. Linux only."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal(process: subprocess.Popen[str], number: int) -> None:
