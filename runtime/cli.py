@@ -307,10 +307,12 @@ def _add_local_platform(commands: Any) -> None:
     """The whole product on one machine: demo, local platform, demo API."""
     demo = commands.add_parser(
         "demo",
-        help="run the whole flow on this machine: provider, platform, workers, events",
-        description="Start the demo OAuth2 API, the local platform and a worker per demo flow "
-        "against RabbitMQ, push messages through httpRequest and one pollRecords run, print "
-        "the events as they come back, and stop. Token refreshes happen on the way.",
+        help="run the demo's whole flows on this machine: provider, platform, workers, events",
+        description="Start the demo OAuth2 API and the local platform with the demo's two "
+        "whole flows and their workers (a request-reply webhook flow: the platform's REST "
+        "step, three replicas, then a Node.js step that replies; a polling flow every 3 s), "
+        "call the webhook in rounds across token expiries, print the events as they come "
+        "back, and stop. Token refreshes happen on the way.",
     )
     demo.add_argument(
         "--amqp-url",
@@ -324,14 +326,16 @@ def _add_local_platform(commands: Any) -> None:
         help="only run the scenario: provider, platform and workers run elsewhere (compose)",
     )
     demo.add_argument(
+        "--platform", metavar="URL", help="with --external: the local platform, for its webhook"
+    )
+    demo.add_argument(
         "--provider", metavar="URL", help="with --external: the demo provider, for its counts"
     )
     demo.add_argument(
         "--credentials",
         metavar="FILE",
-        help="with --external: the platform's credentials file, to check the grant is alive",
+        help="with --external: the platform's credentials file, to check the grants are alive",
     )
-    _add_component_option(demo)
     demo.set_defaults(handler=_demo)
 
     _add_platform_commands(commands)
@@ -369,13 +373,12 @@ def _demo(args: argparse.Namespace) -> int:
 
     log.configure(fmt="json", level="warning")
     url = args.amqp_url or os.environ.get("RABBITMQ_URL") or DEFAULT_AMQP_URL
-    root = Path(args.component).resolve() if args.component else Path.cwd()
     return stops_on_signals(run_demo)(
         amqp_url=url,
         flows_dir=Path(args.flows),
-        component=root,
         out=sys.stdout,
         external=args.external,
+        platform=args.platform,
         provider=args.provider,
         credentials=Path(args.credentials) if args.credentials else None,
     )

@@ -173,6 +173,21 @@ def node_sailor() -> Path:
     return NODE_SAILOR
 
 
+DEMO_NODE_STEP = ROOT / "demo" / "components" / "reply-node"
+
+
+@pytest.fixture(scope="session")
+def demo_node_step() -> Path:
+    """The demo's Node.js step with its sailor installed, as scripts/demo installs it."""
+    if not (DEMO_NODE_STEP / "node_modules" / "elasticio-sailor-nodejs" / "run.js").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            unavailable("npm is needed to install the demo's Node.js step")
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=DEMO_NODE_STEP,
+                       check=True, capture_output=True, timeout=300)  # fmt: skip
+    return DEMO_NODE_STEP
+
+
 @pytest.fixture
 def platform_api():
     server = PlatformApiServer(username="task-user", password="task-key-123456").start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform.flow import FlowSpec
@@ -21,7 +20,7 @@ from runtime.devtools.localplatform.platform import LocalPlatform
 from runtime.devtools.localplatform.router import Router
 from runtime.devtools.localplatform.schedule import Scheduler, cron_of
 from runtime.devtools.localplatform.snapshots import SnapshotStore, default_folder
-from runtime.devtools.localplatform.supervisor import Supervisor
+from runtime.devtools.localplatform.supervisor import Lines, Supervisor
 from runtime.devtools.localplatform.webhooks import WebhookService
 
 
@@ -35,14 +34,14 @@ class FlowRunner:
         port: int = 0,
         data: Path | None = None,
         workers: bool = True,
-        out: TextIO | None = None,
+        out: Lines | None = None,
     ) -> None:
         self.graphs = [f for f in flows if isinstance(f, GraphFlow)]
         self.steps = [f for f in flows if isinstance(f, FlowSpec)]
         for graph in self.graphs:
             self.steps += list(graph.steps().values())
         self.workers = workers
-        self.out = out or sys.stdout
+        self.out: Lines = out or sys.stdout
         self.scheduler = Scheduler(self.graphs)
         self.webhooks = WebhookService(self.graphs)
         self.platform = LocalPlatform(

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol
 
 from runtime.devtools.localplatform.graph import GraphFlow, Node
 from runtime.errors import ConfigError
@@ -42,6 +42,13 @@ def sailor_of(folder: Path) -> Path:
         f"{folder}: no {SAILOR} in the folder or above it; run 'npm install' there (a Node.js "
         "component depends on elasticio-sailor-nodejs)"
     )
+
+
+class Lines(Protocol):
+    """Where the workers' lines go: a terminal, or something that picks from them."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
 
 
 @dataclass
@@ -69,12 +76,12 @@ class Supervisor:
         flow: GraphFlow,
         api_url: str,
         *,
-        out: TextIO | None = None,
+        out: Lines | None = None,
         env: dict[str, str] | None = None,
         shutdown_bound: float = 65.0,
     ) -> None:
         self.flow = flow
-        self.out = out or sys.stdout
+        self.out: Lines = out or sys.stdout
         self.shutdown_bound = shutdown_bound
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
