@@ -33,6 +33,22 @@ USER worker
 CMD ["python", "-m", "runtime", "run"]
 
 
+# The demo's Node.js step (demo/components/reply-node) on elastic.io's sailor, for docker
+# compose: Debian's Node.js on the same base, so it builds wherever the Python image does.
+FROM python:3.11-slim AS node-step
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /component --shell /usr/sbin/nologin worker
+WORKDIR /component
+COPY demo/components/reply-node/package.json demo/components/reply-node/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY demo/components/reply-node/component.json ./
+COPY demo/components/reply-node/lib ./lib
+USER worker
+CMD ["node", "node_modules/elasticio-sailor-nodejs/run.js"]
+
+
 FROM base AS worker
 
 # Which build this is, for registries and scanners: VERSION follows pyproject.toml (a test

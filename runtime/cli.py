@@ -246,7 +246,8 @@ def _add_platform_commands(commands: Any) -> None:
     up.add_argument(
         "--sign-in-demo",
         metavar="URL",
-        help="first sign in to the demo provider at URL and save the 'demo' credential",
+        help="first sign in to the demo provider at URL and save each credential the flows "
+        "use (credentials-file entries and platform-held secrets alike)",
     )
     up.set_defaults(handler=_platform)
     send = platform_commands.add_parser(

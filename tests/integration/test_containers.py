@@ -59,7 +59,7 @@ def images(engine) -> Iterator[dict[str, str]]:
     """Both targets of the Dockerfile, built from the repository's files under this run's
     own tags, removed afterwards."""
     tag = f"eio-runtime-test-{uuid.uuid4().hex[:8]}"
-    built = {target: f"{tag}:{target}" for target in ("worker", "local")}
+    built = {target: f"{tag}:{target}" for target in ("worker", "local", "node-step")}
     try:
         for target, name in built.items():
             docker("build", "--target", target, "--build-arg", "SOURCE=file://" + str(ROOT),
@@ -155,9 +155,11 @@ OVERRIDE = """\
 services:
   rabbitmq: {{ports: !reset []}}
   demo-api: {{image: "{local}", build: !reset null, ports: !reset []}}
-  platform: {{image: "{local}", build: !reset null}}
-  worker-http: {{image: "{worker}", build: !reset null}}
-  worker-poll: {{image: "{worker}", build: !reset null, ports: !reset []}}
+  platform: {{image: "{local}", build: !reset null, ports: !reset []}}
+  hook-fetch: {{image: "{worker}", build: !reset null}}
+  hook-reply: {{image: "{node-step}", build: !reset null}}
+  poll-records: {{image: "{worker}", build: !reset null, ports: !reset []}}
+  poll-fetch: {{image: "{worker}", build: !reset null}}
   demo: {{image: "{local}", build: !reset null}}
 """
 
@@ -182,16 +184,21 @@ def test_docker_compose_up_runs_the_demo_to_its_summary_and_down_stops_it_at_onc
         print(json.dumps({"compose up to the summary, s": round(up_took, 1), **summary}))
         assert summary["demo"] == "done"
         assert summary["invalid_grant"] == 0
-        assert summary["grant alive"] is True
-        assert summary["expiries met"] >= 1
+        assert summary["grants alive"] is True
+        assert summary["expiries met"] >= 3  # each round of calls met an expired token
         assert summary["token refreshes"] == summary["expiries met"]
-        assert summary["httpRequest replicas"] == 3
         assert summary["errors"] == 0
-        assert summary["httpRequest responses"] == 9  # three rounds of three
-        assert summary["records polled"] >= 25
+        assert summary["requests answered"] == summary["requests"] == 9  # three rounds of three
+        assert summary["per step"] == {
+            "poll/httpRequest": 25, "poll/pollRecords": 25,
+            "webhook/httpRequestAxios": 9, "webhook/reply": 9,
+        }  # fmt: skip
+        running = docker(*compose, "ps", "--format", "{{.Service}}").stdout.split()
+        assert running.count("hook-fetch") == 3  # one container per step, three replicas
 
         running = docker(*compose, "ps", "--status", "running", "--services").stdout.split()
-        ours = ["demo-api", "platform", "worker-http", "worker-poll", "redis"]
+        ours = ["demo-api", "platform", "hook-fetch", "hook-reply", "poll-records", "poll-fetch",
+                "redis"]  # fmt: skip
         assert set(ours) <= set(running)
         started = time.monotonic()
         docker(*compose, "stop", *ours, timeout=120)

@@ -6,27 +6,46 @@ import re
 
 import yaml
 
-from runtime.devtools.localplatform.flow import load_flow
+from runtime.devtools.localplatform.graph import load_graph
 from runtime.worker.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
 from tests.helpers import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-WORKERS = {"worker-http": "http-request.json", "worker-poll": "poll-records.json"}
+WORKERS = {
+    "hook-fetch": ("records-webhook.json", "step_2"),
+    "hook-reply": ("records-webhook.json", "step_3"),
+    "poll-records": ("records-poll.json", "step_1"),
+    "poll-fetch": ("records-poll.json", "step_2"),
+}
+"""Each worker service: the demo flow and the node it runs."""
 
 
-def test_compose_wires_each_worker_exactly_as_the_platform_does():
-    for service, flow_file in WORKERS.items():
-        flow = load_flow(ROOT / "demo" / "flows" / flow_file).model_copy(
-            update={
+def test_compose_runs_one_worker_service_per_step_of_the_demos_flows(monkeypatch):
+    monkeypatch.setenv("DEMO_API_URL", "http://demo-api:8400")
+    for flow_file in {f for f, _ in WORKERS.values()}:
+        flow = load_graph(ROOT / "demo" / "flows" / flow_file)
+        steps = {n.id for n in flow.graph.nodes if flow.component_folder(n) is not None}
+        assert steps == {node for f, node in WORKERS.values() if f == flow_file}
+
+
+def test_compose_wires_each_worker_exactly_as_the_platform_does(monkeypatch):
+    monkeypatch.setenv("DEMO_API_URL", "http://demo-api:8400")
+    for service, (flow_file, node) in WORKERS.items():
+        flow = load_graph(ROOT / "demo" / "flows" / flow_file)
+        flow = flow.model_copy(
+            update={"local": flow.local.model_copy(update={
                 "amqp_url": "amqp://guest:guest@rabbitmq:5672/",
                 "credential_lock_url": "redis://redis:6379/0",
-            }
-        )
-        # plus the port the containers serve metrics and probes on
-        expected = {**flow.worker_env("http://platform:9000"), "ELASTICIO_METRICS_PORT": "9464"}
+            })}
+        )  # fmt: skip
+        expected = flow.steps()[node].worker_env("http://platform:9000")
+        if service != "hook-reply":  # ours serve metrics and probes on this port
+            expected["ELASTICIO_METRICS_PORT"] = "9464"
         environment = {k: str(v) for k, v in SERVICES[service]["environment"].items()}
         assert environment == expected, service
+        replicas = SERVICES[service].get("deploy", {}).get("replicas", 1)
+        assert replicas == flow.replicas(flow.node(node)), service
 
 
 def test_every_worker_environment_is_complete_and_valid():
@@ -44,8 +63,9 @@ def test_compose_has_the_broker_with_its_ui_the_platform_the_api_and_the_demo():
     assert "demo-api" in SERVICES
     assert "--external" in SERVICES["demo"]["command"]
     platform_command = SERVICES["platform"]["command"]
-    for flow_file in WORKERS.values():
+    for flow_file, _node in WORKERS.values():
         assert f"demo/flows/{flow_file}" in platform_command
+    assert "--no-workers" in platform_command
     assert "http://demo-api:8400" in platform_command
 
 
@@ -61,13 +81,13 @@ def test_dockerfile_runs_the_worker_as_a_non_root_user_from_pins_with_a_health_c
 
 
 def test_compose_runs_the_http_step_as_three_replicas_sharing_a_redis_lock():
-    assert SERVICES["worker-http"]["deploy"]["replicas"] >= 3
+    assert SERVICES["hook-fetch"]["deploy"]["replicas"] >= 3
     assert SERVICES["redis"]["image"].startswith("redis:")
     for service in WORKERS:
         environment = SERVICES[service]["environment"]
         assert environment["ELASTICIO_CREDENTIAL_LOCK_URL"] == "redis://redis:6379/0"
         assert "redis" in SERVICES[service]["depends_on"]
-    assert "container_name" not in SERVICES["worker-http"]  # replicas need their own names
+    assert "container_name" not in SERVICES["hook-fetch"]  # replicas need their own names
 
 
 def test_the_image_installs_every_runtime_dependency():
@@ -90,7 +110,9 @@ def test_the_deployed_image_is_the_worker_without_the_local_run_tools():
     assert "rm -rf runtime/devtools" in worker
     assert "demo" not in worker.replace("devtools", "")
     for service in WORKERS:
-        assert SERVICES[service]["build"]["target"] == "worker"
+        # the Node.js step runs on elastic.io's sailor, in an image of its own
+        expected = "node-step" if service == "hook-reply" else "worker"
+        assert SERVICES[service]["build"]["target"] == expected
     for service in ("platform", "demo-api", "demo"):
         assert SERVICES[service]["build"]["target"] == "local"
 

@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -160,10 +161,8 @@ def run_demo(
             out.write(json.dumps({"demo": f"{expected} workers ready", "webhook":
                                   f"{runner.api_url}/hook/{webhook.id}"}) + "\n")  # fmt: skip
             counts = drive(webhook, poll, f"{runner.api_url}/hook/{webhook.id}", out)
-            saved = json.loads(store.path.read_text())
-            alive = all(
-                api.book.refresh_token_alive(str(saved[name].get("refreshToken")))
-                for name in GRANTS
+            alive = _grants_alive(
+                lambda: json.loads(store.path.read_text()), api.book.refresh_token_alive
             )
             out.write(json.dumps(summary(counts, api.stats(), alive)) + "\n")
             return 0 if complete(counts) and alive else 1
@@ -203,13 +202,21 @@ def _remote_counts(
     stats = requests.get(f"{provider}/_admin/stats", timeout=10).json()
     if credentials is None or not credentials.exists():
         return stats, None
-    saved = json.loads(credentials.read_text())
-    alive = True
-    for name in GRANTS:
+
+    def alive(token: str) -> bool:
         answer = requests.post(
-            f"{provider}/_admin/alive",
-            json={"refresh_token": saved.get(name, {}).get("refreshToken")},
-            timeout=10,
+            f"{provider}/_admin/alive", json={"refresh_token": token}, timeout=10
         )
-        alive = alive and bool(answer.json().get("alive"))
-    return stats, alive
+        return bool(answer.json().get("alive"))
+
+    return stats, _grants_alive(lambda: json.loads(credentials.read_text()), alive)
+
+
+def _grants_alive(saved: Callable[[], dict[str, Any]], alive: Callable[[str], bool]) -> bool:
+    """Whether the refresh token saved for each grant is the provider's live one. The flows
+    go on refreshing while this looks (the polling one every few seconds), so a token just
+    rotated may not be saved yet: asked again for a few seconds before it counts as lost."""
+    return _wait(
+        lambda: all(alive(str(saved().get(name, {}).get("refreshToken"))) for name in GRANTS),
+        10,
+    )

@@ -123,7 +123,8 @@ def _up(args: argparse.Namespace) -> int:
             from runtime.devtools.demo.signin import sign_in
 
             _wait_for_http(args.sign_in_demo)
-            sign_in(args.sign_in_demo, store, "demo")
+            for name in _credentials_named(loaded) or ["demo"]:
+                sign_in(args.sign_in_demo, store, name)
     runner = FlowRunner(
         loaded,
         credentials=store,
@@ -162,6 +163,16 @@ def _trigger(args: argparse.Namespace) -> int:
         thread = tick(loaded, admin)
     sys.stdout.write(json.dumps({"flow": loaded.id, "started": thread}) + "\n")
     return 0
+
+
+def _credentials_named(flows: list[FlowSpec | GraphFlow]) -> list[str]:
+    """The credentials-file entries the flows use, as entries or as platform-held secrets."""
+    steps: list[FlowSpec] = []
+    for flow in flows:
+        steps += list(flow.steps().values()) if isinstance(flow, GraphFlow) else [flow]
+    names = {s.credential for s in steps if s.credential}
+    names |= {str(s.config["secretId"]) for s in steps if s.config.get("secretId")}
+    return sorted(names)
 
 
 def _wait_for_http(url: str, timeout: float = 30.0) -> None:

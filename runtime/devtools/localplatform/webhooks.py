@@ -71,6 +71,7 @@ class WebhookService:
         for flow in self.flows.values():
             step = self._steps[flow.id]
             with AdminClient(step.amqp_url, name="platform-webhooks") as admin:
+                admin.declare_exchange(step.publish_exchange)  # a new broker has none yet
                 admin.declare_queue(reply_queue(flow))
                 admin.bind(reply_queue(flow), step.publish_exchange, reply_key(flow))
             if flow.local.request_reply:
