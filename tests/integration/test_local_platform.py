@@ -142,7 +142,8 @@ def test_the_demo_runs_end_to_end(amqp_url, demo_node_step):
     assert sorted(a["id"] for a in answers) == list(range(1, 10))
     assert all(a["status"] == 200 and a["body"]["record"]["id"] == a["id"] for a in answers)
     took_theirs = {line["worker"] for line in lines if line.get("msg") == "credential_reloaded"}
-    assert {"step_2/1", "step_2/2", "step_2/3"} & took_theirs  # replicas shared the refresh
+    replicas = {f"demo-records-webhook/step_2/{n}" for n in (1, 2, 3)}
+    assert replicas & took_theirs  # the replicas shared the refresh
 
 
 def test_the_demo_says_what_to_do_without_a_broker():

@@ -66,7 +66,10 @@ class FlowRunner:
         self.routers = [Router(graph).start() for graph in self.graphs]
         if self.workers:
             for graph in self.graphs:
-                self.supervisors.append(Supervisor(graph, self.api_url, out=self.out).start())
+                supervisor = Supervisor(
+                    graph, self.api_url, out=self.out, name_the_flow=len(self.graphs) > 1
+                )
+                self.supervisors.append(supervisor.start())
         self.scheduler.start()
         return self
 

@@ -1,13 +1,13 @@
 """Workers started for you: every node's replicas, restarted when they die, stopped together.
 
-Each worker gets exactly the environment ``platform env`` prints for its node (and the
-platform API's address): ours runs ``python -m runtime run`` in the component's folder, a
-Node.js component the sailor it installed (``node_modules/elasticio-sailor-nodejs/run.js``,
-found as Node.js finds modules: in the folder or a parent). Their output lines are printed
-prefixed with ``node/replica``. A worker that exits is started again after a back-off that
-doubles from 1 s to 30 s (and resets once a worker has run for a minute), and said so. On
-Linux a worker also gets SIGTERM when the platform itself dies, even by ``kill -9``: none is
-left running unsupervised.
+Each worker gets exactly the environment ``platform env`` prints for its node (and the platform
+API's address): ours runs ``python -m runtime run`` in the component's folder, a Node.js
+component the sailor it installed (``node_modules/elasticio-sailor-nodejs/run.js``, found as
+Node.js finds modules: in the folder or a parent). Their output lines are printed prefixed with
+``node/replica`` (``flow/node/replica`` when several flows run together). A worker that exits
+is started again after a back-off that doubles from 1 s to 30 s (and resets once a worker has
+run for a minute), and said so. On Linux a worker also gets SIGTERM when the platform itself
+dies, even by ``kill -9``: none is left running unsupervised.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Lines(Protocol):
 class Replica:
     node: str
     number: int
+    flow: str
     command: list[str]
     cwd: Path
     env: dict[str, str]
@@ -65,7 +66,9 @@ class Replica:
 
     @property
     def label(self) -> str:
-        return f"{self.node}/{self.number}"
+        return (
+            f"{self.flow}/{self.node}/{self.number}" if self.flow else f"{self.node}/{self.number}"
+        )
 
 
 class Supervisor:
@@ -79,6 +82,7 @@ class Supervisor:
         out: Lines | None = None,
         env: dict[str, str] | None = None,
         shutdown_bound: float = 65.0,
+        name_the_flow: bool = False,
     ) -> None:
         self.flow = flow
         self.out: Lines = out or sys.stdout
@@ -95,7 +99,10 @@ class Supervisor:
             command = self._command(node, folder)
             worker_env = {**base, **steps[node.id].worker_env(api_url)}
             for number in range(1, flow.replicas(node) + 1):
-                self.replicas.append(Replica(node.id, number, command, folder, worker_env))
+                flow_name = flow.id if name_the_flow else ""
+                self.replicas.append(
+                    Replica(node.id, number, flow_name, command, folder, worker_env)
+                )
         self._watcher = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
     def _command(self, node: Node, folder: Path) -> list[str]:
