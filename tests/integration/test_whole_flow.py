@@ -153,9 +153,7 @@ def test_a_three_step_flow_of_python_and_nodejs_carries_each_message_once_mapped
         mine = [e for e in events if e["thread"] == thread]
         assert sorted(e["step"] for e in mine) == ["step_1", "step_2"]
         assert all(e["event"] == "data" and e["ms"] >= 0 for e in mine)
-    started = time.monotonic()
     assert up.stop() == 0  # SIGTERM: every worker stopped, then the platform, exit 0
-    assert time.monotonic() - started < 5
     assert up.count('"stopped"') >= 2  # each of our two workers said so (not the sailor)
 
 
