@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.localplatform.flow import FlowSpec
@@ -142,8 +143,9 @@ def test_the_demo_runs_end_to_end(amqp_url, demo_node_step):
     assert sorted(a["id"] for a in answers) == list(range(1, 10))
     assert all(a["status"] == 200 and a["body"]["record"]["id"] == a["id"] for a in answers)
     took_theirs = {line["worker"] for line in lines if line.get("msg") == "credential_reloaded"}
-    replicas = {f"demo-records-webhook/step_2/{n}" for n in (1, 2, 3)}
-    assert replicas & took_theirs  # the replicas shared the refresh
+    # the replicas shared the refresh: some took another's new token (this run's flow id is
+    # the file's with a suffix of its own)
+    assert any(re.fullmatch(r"demo-records-webhook-\w+/step_2/[123]", w) for w in took_theirs)
 
 
 def test_the_demo_says_what_to_do_without_a_broker():

@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,7 +30,7 @@ import requests
 
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.demo.api import DemoApi
-from runtime.devtools.demo.scenario import complete, drive
+from runtime.devtools.demo.scenario import complete, drive, wait_until
 from runtime.devtools.demo.signin import sign_in
 from runtime.devtools.demo.tokens import ProviderSettings
 from runtime.devtools.localplatform import topology
@@ -52,13 +53,22 @@ Start one, then run this again:
 """
 
 
-def load_demo_flows(folder: Path, amqp_url: str) -> tuple[GraphFlow, GraphFlow]:
-    """The two flows (their files name ``${DEMO_API_URL}``, set before this)."""
-    webhook, poll = (load_graph(folder / name) for name in FLOW_FILES)
-    return tuple(  # type: ignore[return-value]
-        f.model_copy(update={"local": f.local.model_copy(update={"amqp_url": amqp_url})})
-        for f in (webhook, poll)
-    )
+def load_demo_flows(
+    folder: Path, amqp_url: str, *, lock_url: str | None = None, run: str = ""
+) -> tuple[GraphFlow, GraphFlow]:
+    """The two flows (their files name ``${DEMO_API_URL}``, set before this). ``run``
+    suffixes their ids: a demo on a shared broker uses queues of its own."""
+
+    def load(name: str) -> GraphFlow:
+        flow = load_graph(folder / name)
+        local: dict[str, Any] = {"amqp_url": amqp_url}
+        if lock_url is not None:
+            local["credential_lock_url"] = lock_url
+        return flow.model_copy(
+            update={"id": flow.id + run, "local": flow.local.model_copy(update=local)}
+        )
+
+    return load(FLOW_FILES[0]), load(FLOW_FILES[1])
 
 
 _FIELDS = ("msg", "fingerprint", "previous", "rotated", "error", "code")
@@ -135,13 +145,11 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="runtime-demo-") as folder:
         api = DemoApi(ProviderSettings(access_lifetime=ACCESS_LIFETIME)).start()
         os.environ["DEMO_API_URL"] = api.url
-        webhook, poll = load_demo_flows(flows_dir, amqp_url)
-        locks = f"file://{Path(folder) / 'locks'}"
-        webhook, poll = (
-            f.model_copy(
-                update={"local": f.local.model_copy(update={"credential_lock_url": locks})}
-            )
-            for f in (webhook, poll)
+        webhook, poll = load_demo_flows(
+            flows_dir,
+            amqp_url,
+            lock_url=f"file://{Path(folder) / 'locks'}",
+            run=f"-{uuid.uuid4().hex[:4]}",
         )
         store = CredentialsFile(Path(folder) / "credentials.json")
         for name in GRANTS:
@@ -155,7 +163,7 @@ def run_demo(
                        if f.component_folder(n) is not None)  # fmt: skip
         try:
             runner.start()
-            if not _wait(lambda: lines.ready >= expected, 60):
+            if not wait_until(lambda: lines.ready >= expected, 60):
                 sys.stderr.write(f"{lines.ready} of {expected} workers started\n")
                 return 1
             out.write(json.dumps({"demo": f"{expected} workers ready", "webhook":
@@ -170,17 +178,6 @@ def run_demo(
             runner.stop()
             _remove(webhook, poll)
             api.stop()
-
-
-def _wait(condition: Any, timeout: float) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _remove(*flows: GraphFlow) -> None:
@@ -216,7 +213,7 @@ def _grants_alive(saved: Callable[[], dict[str, Any]], alive: Callable[[str], bo
     """Whether the refresh token saved for each grant is the provider's live one. The flows
     go on refreshing while this looks (the polling one every few seconds), so a token just
     rotated may not be saved yet: asked again for a few seconds before it counts as lost."""
-    return _wait(
+    return wait_until(
         lambda: all(alive(str(saved().get(name, {}).get("refreshToken"))) for name in GRANTS),
         10,
     )

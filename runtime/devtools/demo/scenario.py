@@ -21,6 +21,7 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
@@ -75,18 +76,26 @@ class Tail:
             admin.consume(step.output_queue(kind), on_message, stop=self._stop)
 
     def wait_for(self, wanted: dict[tuple[str, str], int], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def arrived() -> bool:
             with self._lock:
-                if all(self.counts[key] >= count for key, count in wanted.items()):
-                    return True
-            time.sleep(0.1)
-        return False
+                return all(self.counts[key] >= count for key, count in wanted.items())
+
+        return wait_until(arrived, timeout)
 
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(5)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``condition`` came true within ``timeout`` seconds (asked every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
 
 
 def labelled(webhook: GraphFlow, poll: GraphFlow) -> dict[str, FlowSpec]:
@@ -147,7 +156,7 @@ def drive(
     }
 
 
-def _call(hook_url: str) -> Any:
+def _call(hook_url: str) -> Callable[[int], dict[str, Any]]:
     def call(record_id: int) -> dict[str, Any]:
         try:
             answer = requests.post(hook_url, json={"id": record_id}, timeout=60)

@@ -56,7 +56,10 @@ def _step(
     path: str, amqp_url: str | None, lock_url: str | None = None, node: str | None = None
 ) -> FlowSpec:
     """The step a command acts on: a one-step flow's, or a node of a whole flow."""
-    loaded = _load(path, amqp_url, lock_url)
+    return _node_of(_load(path, amqp_url, lock_url), node)
+
+
+def _node_of(loaded: FlowSpec | GraphFlow, node: str | None) -> FlowSpec:
     if isinstance(loaded, FlowSpec):
         return loaded
     steps = loaded.steps()
@@ -218,9 +221,10 @@ def _send(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     loaded = _load(args.flow, args.amqp_url)
     whole = isinstance(loaded, GraphFlow) and args.node is None
-    steps = list(loaded.steps().values()) if isinstance(loaded, GraphFlow) and whole else [
-        _step(args.flow, args.amqp_url, node=args.node)
-    ]  # fmt: skip
+    if isinstance(loaded, GraphFlow) and whole:
+        steps = list(loaded.steps().values())
+    else:
+        steps = [_node_of(loaded, args.node)]
     _require_broker(steps[0])
     stop = threading.Event()
     lock = threading.Lock()

@@ -82,12 +82,11 @@ class Router:
         self.steps = steps or flow.steps()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.forwarded = 0
-        self.mapper_errors = 0
-        self._count_lock = threading.Lock()
         self._mappers = {
             edge.name: Mapper(edge) for edge in flow.graph.edges if edge.config.mapper is not None
         }
+        # one per step, not per message: a cipher derives its key when made
+        self._ciphers = {node: cipher_for(step) for node, step in self.steps.items()}
 
     def declare(self) -> Router:
         """The edges without a mapper as bindings, and the router's queues for the others:
@@ -95,9 +94,9 @@ class Router:
         direct = {
             (e.source, e.target) for e in self.flow.graph.edges if e.name not in self._mappers
         }
-        for source in self.flow.graph.nodes:
-            step = self.steps[source.id]
-            with AdminClient(step.amqp_url, name="router") as admin:
+        with AdminClient(self.steps[self.flow.first.id].amqp_url, name="router") as admin:
+            for source in self.flow.graph.nodes:
+                step = self.steps[source.id]
                 data_key = step.routing_key("message")
                 for target in self.flow.graph.nodes:
                     queue = self.steps[target.id].messages_queue
@@ -155,7 +154,6 @@ class Router:
     def routes(self, node_id: str, body: bytes, props: Properties) -> list[Forward]:
         """What one data message of ``node_id`` becomes: a message for each successor (or an
         error event where an edge's mapper failed)."""
-        source = self.steps[node_id]
         version = protocol_version(props.headers)
         message: dict[str, Any] | None = None
         forwards: list[Forward] = []
@@ -164,12 +162,12 @@ class Router:
             mapper = self._mappers[edge.name]
             try:
                 if message is None:
-                    message = decode_value(body, cipher_for(source), version)
+                    message = decode_value(body, self._ciphers[node_id], version)
                 mapped = {**message, "body": mapper.body(message)}
             except (ExpressionError, BadMessage) as exc:
                 forwards += self._error(edge, str(exc), body, props)
                 continue
-            out = encode(mapped, cipher_for(target), version)
+            out = encode(mapped, self._ciphers[edge.target], version)
             headers = {**props.headers, "messageId": _forward_id(props.headers, edge)}
             forwards.append((
                 target.publish_exchange,
@@ -182,14 +180,12 @@ class Router:
                     delivery_mode=2,
                 ),
             ))  # fmt: skip
-        with self._count_lock:
-            self.forwarded += len(forwards)
         return forwards
 
     def _error(self, edge: Edge, why: str, body: bytes, props: Properties) -> list[Forward]:
         """The error event of an edge whose mapper failed, and its copy to a waiting caller."""
         target = self.steps[edge.target]
-        cipher = cipher_for(target)
+        cipher = self._ciphers[edge.target]
         error = {"name": "MapperError", "message": f"edge {edge.name}: {why}", "stack": ""}
         envelope: dict[str, str] = {"error": encode(error, cipher, 1).decode()}
         if protocol_version(props.headers) < 2:
@@ -209,8 +205,6 @@ class Router:
                 envelope["error"].encode(),
                 Properties(headers={**headers, "x-eio-error-response": True}, delivery_mode=2),
             ))  # fmt: skip
-        with self._count_lock:
-            self.mapper_errors += 1
         _log.warning("mapper_failed", edge=edge.name, error=why)
         return forwards
 
