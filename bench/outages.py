@@ -26,6 +26,7 @@ from runtime.auth import AuthorizedSession
 from runtime.auth.redis_lock import RedisLock
 from runtime.auth.slots import CredentialCache
 from runtime.auth.token_client import TOKEN_TIMEOUT
+from runtime.auth.use import credential_use
 from runtime.platform import api as platform_api
 from runtime.testing import run_step_outcome
 
@@ -119,7 +120,8 @@ def token_refresh(url: str, seconds: float) -> Callable[[], Any]:
         "expiresAt": "2000-01-01T00:00:00Z",
     }  # fmt: skip
     session = AuthorizedSession(
-        credential, on_keys=lambda keys: None, cache=CredentialCache(), token_timeout=seconds
+        credential_use(credential, cache=CredentialCache(), token_timeout=seconds),
+        on_keys=lambda keys: None,
     )
     return lambda: session.get(url.replace("/token", "/api"))
 

@@ -28,17 +28,20 @@ from pathlib import Path
 from runtime.auth import AuthorizedSession
 from runtime.auth.locks import CredentialLock, lock_from_url
 from runtime.auth.slots import CredentialCache
+from runtime.auth.use import credential_use
 from runtime.devtools.demo.api import DemoApi
 from runtime.devtools.demo.tokens import ProviderSettings
 
 
 def session(api: DemoApi, lock: CredentialLock) -> AuthorizedSession:
     return AuthorizedSession(
-        api.credential(expiresIn=3600),
+        credential_use(
+            api.credential(expiresIn=3600),
+            cache=CredentialCache(),
+            key=f"account:bench-{uuid.uuid4().hex}",
+            lock=lock,
+        ),
         on_keys=lambda keys: None,
-        cache=CredentialCache(),
-        key=f"account:bench-{uuid.uuid4().hex}",
-        lock=lock,
     )
 
 

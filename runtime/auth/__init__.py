@@ -2,7 +2,8 @@
 
 ``Credentials`` parses every supported credential; ``AuthorizedSession`` is the
 ``requests.Session`` sync steps use (``ctx.http`` is one, wired to ``updateKeys``), and
-``AsyncAuthorizedSession`` its aiohttp twin for ``async def`` steps.
+``AsyncAuthorizedSession`` its aiohttp twin for ``async def`` steps; ``credential_use``
+gives both a credential with its cache, lock, key or token hooks.
 """
 
 from runtime.auth.async_session import AsyncAuthorizedSession, AsyncResponse
@@ -19,6 +20,7 @@ from runtime.auth.errors import (
 )
 from runtime.auth.profiles import PROFILES, ProviderProfile, profile_named
 from runtime.auth.session import AuthorizedSession
+from runtime.auth.use import CredentialUse, credential_use
 from runtime.errors import AuthError
 
 __all__ = [
@@ -31,11 +33,13 @@ __all__ = [
     "ClientMisconfigured",
     "CredentialError",
     "CredentialLockUnavailable",
+    "CredentialUse",
     "Credentials",
     "InsufficientScope",
     "KeysConflict",
     "ProviderProfile",
     "ReauthRequired",
     "TokenEndpointUnavailable",
+    "credential_use",
     "profile_named",
 ]

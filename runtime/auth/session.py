@@ -25,104 +25,71 @@ from requests.adapters import HTTPAdapter
 
 from runtime.auth.credentials import Credentials
 from runtime.auth.environment import ca_bundle, environment_proxies
-from runtime.auth.flow import (
-    Discard,
-    Failed,
-    Pause,
-    Peek,
-    Refresh,
-    Send,
-    refusal,
-    request_flow,
+from runtime.auth.flow import Discard, Failed, Pause, Peek, Refresh, Send
+from runtime.auth.session_core import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_WAIT,
+    DEFAULT_TIMEOUT,
+    Finished,
+    SessionCore,
+    advance,
+    closed_on_exit,
+    seekable,
 )
-from runtime.auth.locks import IN_PROCESS, CredentialLock
-from runtime.auth.retry import RetryBudget
 from runtime.auth.signing import sign
-from runtime.auth.slots import CACHE, CredentialCache, OnKeys, Refreshed, Reload
-from runtime.auth.token_client import TOKEN_TIMEOUT
-from runtime.auth.use import CredentialUse, RefreshHook, ResponseHook, leeway_seconds
+from runtime.auth.slots import OnKeys, Refreshed
+from runtime.auth.use import CredentialUse, leeway_seconds
 from runtime.deadlines import adapter as watched_adapter
 from runtime.deadlines import deadline
 from runtime.network import AnswerTooSlow, host_of
 
 __all__ = ["DEFAULT_TIMEOUT", "AuthorizedSession", "leeway_seconds"]
 
-DEFAULT_TIMEOUT = 60.0
 _SEND_OPTIONS = frozenset(
     {"timeout", "allow_redirects", "proxies", "stream", "verify", "cert", "_rewind_to"}
 )
 
 
-class AuthorizedSession(requests.Session):
+class AuthorizedSession(SessionCore, requests.Session):
     """A session that signs every request with a credential and keeps its token fresh.
 
     Args:
-        credentials: a ``Credentials`` or a dict in any shape ``Credentials.parse`` reads.
+        credentials: a ``Credentials``, a dict in any shape ``Credentials.parse`` reads, or
+            a ``CredentialUse`` from ``runtime.auth.credential_use`` (its cache, key, lock,
+            reload and token hooks; sessions of many messages may share one).
         on_keys: receives the whole merged credential after each refresh, and must return
             before the new token is used; if it raises, the request fails with that error.
-        cache: where the credential's live state is shared between sessions and threads.
-        key: the credential's key in the cache (the platform account id when known).
-        base_url: resolves relative URLs; by default the profile's or ``instance_url``.
         timeout: seconds per attempt when the call gives none: each socket read, and the
             whole attempt (connecting, headers, and the body unless ``stream=True``), so a
             server that trickles its answer fails in time too (``AnswerTooSlow``).
-        refresh_credentials: replaces the token endpoint call.
-        credentials_from_token_response: post-processes each token response.
-        reload: re-reads the credential's own store (the platform, a credentials file), in
-            case another process refreshed it.
-        lock: serialises refreshes with the other processes sharing the credential (see
-            ``runtime.auth.locks``); by default only threads of this process.
-        adapter: a shared connection pool, so short-lived sessions keep connections alive;
-            make it with ``runtime.deadlines.adapter`` so whole-attempt deadlines hold.
         retries: transient retries allowed per request (429, 503, 5xx for idempotent
             methods, network errors).
         max_retry_wait: seconds those retries may wait in all.
-        token_timeout: seconds one token refresh may take in all, retries and a trickling
-            answer included (the credential's locks are held meanwhile).
-        use: the credential as other sessions use it already (made from the arguments
-            above when None): sessions of many messages share one.
+        adapter: a shared connection pool, so short-lived sessions keep connections alive;
+            make it with ``runtime.deadlines.adapter`` so whole-attempt deadlines hold.
     """
 
     def __init__(
         self,
-        credentials: Credentials | Mapping[str, Any],
+        credentials: Credentials | Mapping[str, Any] | CredentialUse,
         *,
-        on_keys: OnKeys | None = None,
-        cache: CredentialCache = CACHE,
-        key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        refresh_credentials: RefreshHook | None = None,
-        credentials_from_token_response: ResponseHook | None = None,
-        reload: Reload | None = None,
-        lock: CredentialLock = IN_PROCESS,
         adapter: HTTPAdapter | None = None,
-        retries: int = 3,
-        max_retry_wait: float = 30.0,
-        token_timeout: float = TOKEN_TIMEOUT,
-        use: CredentialUse | None = None,
+        on_keys: OnKeys | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        max_retry_wait: float = DEFAULT_RETRY_WAIT,
     ) -> None:
-        super().__init__()
-        self._on_keys = on_keys
-        self._own_use = use is None
-        self._use = use or CredentialUse(
+        requests.Session.__init__(self)
+        SessionCore.__init__(
+            self,
             credentials,
-            cache=cache,
-            key=key,
-            base_url=base_url,
-            refresh_credentials=refresh_credentials,
-            credentials_from_token_response=credentials_from_token_response,
-            reload=reload,
-            lock=lock,
-            token_timeout=token_timeout,
+            on_keys=on_keys,
+            timeout=timeout,
+            retries=retries,
+            max_retry_wait=max_retry_wait,
         )
-        self._timeout = timeout
         self._shared_adapter = adapter is not None
-        self.retries = retries
-        """Transient retries per request; a step with its own retry policy sets 0."""
-        self._max_retry_wait = max_retry_wait
         self._first_request = threading.Lock()
-        self._always_done = False
         self.kept = False
         """Kept for the next message by its owner: ``release`` leaves it open."""
         pool = adapter if adapter is not None else watched_adapter()
@@ -133,12 +100,9 @@ class AuthorizedSession(requests.Session):
         self.trust_env = False
 
     def begin_message(self, on_keys: OnKeys) -> None:
-        """Serve a new message: its keys go to ``on_keys``, and an ``always`` credential is
-        refreshed again before its first request. (ctx.http keeps one session per
+        """See ``SessionCore.begin_message``. (ctx.http keeps one sync session per
         credential and thread rather than build one per message.)"""
-        self._on_keys = on_keys
-        self._always_done = False
-        self.retries = 3
+        super().begin_message(on_keys)
         self.max_redirects = requests.models.DEFAULT_REDIRECT_LIMIT
 
     def merge_environment_settings(
@@ -157,57 +121,23 @@ class AuthorizedSession(requests.Session):
             verify = ca_bundle() or verify
         return super().merge_environment_settings(url, merged, stream, verify, cert)
 
-    @property
-    def credentials(self) -> Credentials:
-        """The credential as it is now (after any refresh)."""
-        return self._use.credentials
-
-    @property
-    def base_url(self) -> str | None:
-        return self._use.base_url
-
-    def absolute(self, url: str) -> str:
-        """The URL a request for ``url`` goes to (relative ones under the base URL).
-
-        Raises:
-            CredentialError: a relative URL and no base URL.
-        """
-        return self._use.absolute(url)
-
     def request(  # type: ignore[override]
         self, method: str | bytes, url: str | bytes, **kwargs: Any
     ) -> requests.Response:
         verb = (method.decode() if isinstance(method, bytes) else method).upper()
         target = self.absolute(url.decode() if isinstance(url, bytes) else url)
         kwargs.setdefault("timeout", self._timeout)
-        if _seekable(kwargs.get("data")):
+        if seekable(kwargs.get("data")):
             # A file body (an upload spooled to disk) is sent again from where it started.
             kwargs["_rewind_to"] = kwargs["data"].tell()
         seen, minted = self._before_send()
-        flow = request_flow(
-            seen,
-            minted,
-            verb=verb,
-            target=target,
-            replayable=_replayable(kwargs),
-            budget=RetryBudget(attempts=self.retries, max_wait=self._max_retry_wait),
-        )
-        answer: Any = None
-        while True:
-            try:
-                action = flow.send(answer)
-            except StopIteration as done:
-                response: requests.Response = done.value
-                return response
-            answer = self._perform(action, verb, target, kwargs)
-
-    def check(self, response: requests.Response) -> requests.Response:
-        """Raise a typed error for 401 and 403, ``HTTPError`` for other failures."""
-        refused = refusal(response.url, response.status_code, self.credentials)
-        if refused is not None:
-            raise refused
-        response.raise_for_status()
-        return response
+        call = (verb, target, kwargs)
+        with closed_on_exit(self._flow(seen, minted, verb, target, _replayable(kwargs))) as flow:
+            step = advance(flow, None)
+            while not isinstance(step, Finished):
+                step = advance(flow, self._handler(step)(step, call))
+            response: requests.Response = step.response  # type: ignore[assignment]
+            return response
 
     def release(self) -> None:
         """The message it served ended: close it, unless it is kept for the next one."""
@@ -215,44 +145,41 @@ class AuthorizedSession(requests.Session):
             self.close()
 
     def close(self) -> None:
-        if self._own_use:
-            self._use.close()
+        self._close_use()
         if not self._shared_adapter:
             super().close()
 
     # --- the flow's actions, with requests ------------------------------------------------
 
-    def _perform(self, action: Any, verb: str, target: str, kwargs: dict[str, Any]) -> Any:
-        if isinstance(action, Send):
-            try:
-                return self._send_once(verb, target, action.credentials, kwargs)
-            except requests.exceptions.ConnectionError as exc:
-                return Failed(exc)
-        if isinstance(action, Peek):
-            return action.response.text[:2000]  # type: ignore[attr-defined]
-        if isinstance(action, Discard):
-            action.response.close()  # type: ignore[attr-defined]
-            return None
-        if isinstance(action, Pause):
-            time.sleep(action.seconds)
-            return None
-        if isinstance(action, Refresh):
-            return self._refresh(action.seen)
-        raise TypeError(f"unknown action {action!r}")
+    def _send(self, action: Send, call: tuple[str, str, dict[str, Any]]) -> Any:
+        verb, target, kwargs = call
+        try:
+            return self._send_once(verb, target, action.credentials, kwargs)
+        except requests.exceptions.ConnectionError as exc:
+            return Failed(exc)
+
+    def _peek(self, action: Peek, _call: object) -> str:
+        text: str = action.response.text[:2000]  # type: ignore[attr-defined]
+        return text
+
+    def _discard(self, action: Discard, _call: object) -> None:
+        action.response.close()  # type: ignore[attr-defined]
+
+    def _pause(self, action: Pause, _call: object) -> None:
+        time.sleep(action.seconds)
+
+    def _refresh_for(self, action: Refresh, _call: object) -> Refreshed:
+        return self._refresh(action.seen)
 
     def _before_send(self) -> tuple[Credentials, bool]:
         """The credential to sign with, and whether it was just minted for this request."""
-        current = self._use.credentials
-        if current.can_refresh and current.refresh_policy == "always":
-            with self._first_request:
-                if not self._always_done:
-                    fresh = self._refresh(current)
-                    self._always_done = True
-                    return fresh.credentials, fresh.minted
-        min_validity = self._use.due(first_of_message=False)
-        if min_validity is None:
-            return current, False
-        fresh = self._refresh(current, min_validity)
+        # Threads sharing the session wait for an ``always`` refresh instead of sending the
+        # token it replaces.
+        with self._first_request:
+            min_validity = self._due_before_send()
+            if min_validity is None:
+                return self._use.credentials, False
+            fresh = self._refresh(self._use.credentials, min_validity)
         return fresh.credentials, fresh.minted
 
     def _refresh(self, seen: Credentials, min_validity: float = 0.0) -> Refreshed:
@@ -293,14 +220,9 @@ def _whole(timeout: Any) -> float | None:
     return None
 
 
-def _seekable(data: Any) -> bool:
-    seekable = getattr(data, "seekable", None)
-    return callable(seekable) and bool(seekable()) and hasattr(data, "read")
-
-
 def _replayable(kwargs: Mapping[str, Any]) -> bool:
     data = kwargs.get("data")
-    if _seekable(data):
+    if seekable(data):
         return True
     if data is None or isinstance(data, str | bytes | bytearray | Mapping | list | tuple):
         return not kwargs.get("files") or all(

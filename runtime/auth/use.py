@@ -28,6 +28,7 @@ from runtime.auth.slots import (
     Refreshed,
     Reload,
     Sharing,
+    Slot,
     refresh_once,
 )
 from runtime.auth.token_client import TOKEN_TIMEOUT, request_token
@@ -49,38 +50,107 @@ def leeway_seconds(credentials: Credentials) -> float:
     return min(300.0, max(5.0, lifetime * 0.1), lifetime / 2)
 
 
+class TokenCall:
+    """How a credential gets a new token: the token endpoint (on a session made on first
+    use, as most messages never refresh), or a hook for a provider that is not standard."""
+
+    def __init__(
+        self,
+        *,
+        refresh_credentials: RefreshHook | None = None,
+        credentials_from_token_response: ResponseHook | None = None,
+        timeout: float = TOKEN_TIMEOUT,
+    ) -> None:
+        self._refresh_hook = refresh_credentials
+        self._response_hook = credentials_from_token_response
+        self._timeout = timeout
+        self._http: requests.Session | None = None
+
+    def __call__(self, credentials: Credentials) -> Mapping[str, Any]:
+        if self._refresh_hook is not None:
+            response = self._refresh_hook(credentials)
+        else:
+            if self._http is None:
+                self._http = requests.Session()
+                self._http.mount("https://", watched_adapter())
+                self._http.mount("http://", watched_adapter())
+            response = request_token(credentials, http=self._http, timeout=self._timeout)
+        if self._response_hook is not None:
+            response = self._response_hook(response)
+        if not response.get("access_token"):
+            raise AuthError(f"{label(credentials)}: the refresh gave no access_token")
+        return response
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
+def credential_use(
+    credentials: Credentials | Mapping[str, Any],
+    *,
+    cache: CredentialCache = CACHE,
+    key: str | None = None,
+    base_url: str | None = None,
+    refresh_credentials: RefreshHook | None = None,
+    credentials_from_token_response: ResponseHook | None = None,
+    reload: Reload | None = None,
+    lock: CredentialLock = IN_PROCESS,
+    token_timeout: float = TOKEN_TIMEOUT,
+) -> CredentialUse:
+    """A credential ready for sessions to use: the one place its options are given.
+
+    Args:
+        credentials: a ``Credentials`` or a dict in any shape ``Credentials.parse`` reads.
+        cache: where the credential's live state is shared between sessions and threads.
+        key: the credential's key in the cache (the platform account id when known).
+        base_url: resolves relative URLs; by default the profile's or ``instance_url``.
+        refresh_credentials: replaces the token endpoint call.
+        credentials_from_token_response: post-processes each token response.
+        reload: re-reads the credential's own store (the platform, a credentials file), in
+            case another process refreshed it.
+        lock: serialises refreshes with the other processes sharing the credential (see
+            ``runtime.auth.locks``); by default only threads of this process.
+        token_timeout: seconds one token refresh may take in all, retries and a trickling
+            answer included (the credential's locks are held meanwhile).
+    """
+    parsed = credentials if isinstance(credentials, Credentials) else Credentials.parse(credentials)
+    key = key or parsed.identity()
+    return CredentialUse(
+        cache.slot(key, parsed),
+        Sharing(key=key, lock=lock, reload=reload),
+        base_url=base_url,
+        token_call=TokenCall(
+            refresh_credentials=refresh_credentials,
+            credentials_from_token_response=credentials_from_token_response,
+            timeout=token_timeout,
+        ),
+    )
+
+
 class CredentialUse:
-    """One credential as sessions use it; see ``AuthorizedSession`` for the arguments.
+    """One credential as sessions use it (made by ``credential_use``).
 
     Sessions of many messages may share one (each saves its refreshes its own way, so
-    ``on_keys`` is given to each refresh).
+    ``on_keys`` is given to each refresh); a session closes the use it was given when it
+    closes, unless the use is ``shared``: then its owner closes it.
     """
 
     def __init__(
         self,
-        credentials: Credentials | Mapping[str, Any],
+        slot: Slot,
+        sharing: Sharing,
         *,
-        cache: CredentialCache = CACHE,
-        key: str | None = None,
         base_url: str | None = None,
-        refresh_credentials: RefreshHook | None = None,
-        credentials_from_token_response: ResponseHook | None = None,
-        reload: Reload | None = None,
-        lock: CredentialLock = IN_PROCESS,
-        token_timeout: float = TOKEN_TIMEOUT,
+        token_call: TokenCall | None = None,
+        shared: bool = False,
     ) -> None:
-        parsed = (
-            credentials if isinstance(credentials, Credentials) else Credentials.parse(credentials)
-        )
-        key = key or parsed.identity()
-        self.slot = cache.slot(key, parsed)
-        self.sharing = Sharing(key=key, lock=lock, reload=reload)
+        self.slot = slot
+        self.sharing = sharing
+        self.shared = shared
         self._base_url = base_url
-        self._refresh_hook = refresh_credentials
-        self._response_hook = credentials_from_token_response
-        self._token_timeout = token_timeout
-        # Made on the first refresh: most messages never need it.
-        self._token_http: requests.Session | None = None
+        self._token_call = token_call or TokenCall()
 
     @property
     def credentials(self) -> Credentials:
@@ -144,33 +214,14 @@ class CredentialUse:
         return refresh_once(
             self.slot,
             seen,
-            call=self._call_token_endpoint,
+            call=self._token_call,
             on_keys=on_keys,
             sharing=self.sharing,
             min_validity=min_validity,
         )
 
     def close(self) -> None:
-        if self._token_http is not None:
-            self._token_http.close()
-            self._token_http = None
-
-    def _call_token_endpoint(self, credentials: Credentials) -> Mapping[str, Any]:
-        if self._refresh_hook is not None:
-            response = self._refresh_hook(credentials)
-        else:
-            if self._token_http is None:
-                self._token_http = requests.Session()
-                self._token_http.mount("https://", watched_adapter())
-                self._token_http.mount("http://", watched_adapter())
-            response = request_token(
-                credentials, http=self._token_http, timeout=self._token_timeout
-            )
-        if self._response_hook is not None:
-            response = self._response_hook(response)
-        if not response.get("access_token"):
-            raise AuthError(f"{label(credentials)}: the refresh gave no access_token")
-        return response
+        self._token_call.close()
 
 
 def _discard(_keys: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.session import AuthorizedSession
 from runtime.auth.slots import CACHE, CredentialCache
 from runtime.auth.token_client import TOKEN_TIMEOUT
-from runtime.auth.use import CredentialUse
+from runtime.auth.use import CredentialUse, credential_use
 from runtime.log import get_logger
 from runtime.step.context import AsyncContext, Context
 
@@ -142,19 +142,13 @@ class Sessions:
 
         use = self._uses.get((key, text)) if text else None
         if use is None:
-            use = CredentialUse(
-                credentials,
-                cache=self._cache,
-                key=key,
-                lock=self._lock,
-                token_timeout=self._token_timeout,
-                **self._refreshing(held),
-            )
+            use = self._use(credentials, key, held)
+            use.shared = True  # by this message's session and the next ones
             if text:
                 if len(self._uses) >= _PARSED_LIMIT:
                     self._uses.clear()
                 self._uses[(key, text)] = use
-        return AsyncAuthorizedSession(credentials, on_keys=save, pool=self._pool, use=use)
+        return AsyncAuthorizedSession(use, on_keys=save, pool=self._pool)
 
     def _sync_session(
         self,
@@ -164,11 +158,16 @@ class Sessions:
         held: HeldCredential | None,
     ) -> AuthorizedSession:
         return AuthorizedSession(
+            self._use(credentials, key, held), on_keys=save, adapter=self._adapter
+        )
+
+    def _use(
+        self, credentials: Credentials, key: str, held: HeldCredential | None
+    ) -> CredentialUse:
+        return credential_use(
             credentials,
-            on_keys=save,
             cache=self._cache,
             key=key,
-            adapter=self._adapter,
             lock=self._lock,
             token_timeout=self._token_timeout,
             **self._refreshing(held),

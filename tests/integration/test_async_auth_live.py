@@ -10,6 +10,7 @@ import requests
 
 from runtime.auth import AsyncAuthorizedSession, ReauthRequired
 from runtime.auth.async_session import HttpPool
+from runtime.auth.use import credential_use
 from tests.helpers import demo_credential as credential
 
 
@@ -22,8 +23,7 @@ def test_two_hundred_tasks_meeting_an_expired_token_make_one_token_call(demo_api
         pool = HttpPool()
         try:
             sessions = [
-                AsyncAuthorizedSession(creds, on_keys=saved.append, cache=auth_cache, key="a-1",
-                                       pool=pool)
+                AsyncAuthorizedSession(credential_use(creds, cache=auth_cache, key="a-1"), on_keys=saved.append, pool=pool)
                 for _ in range(200)
             ]  # fmt: skip
             answers = await asyncio.gather(*(s.get("records/3") for s in sessions))
@@ -43,7 +43,9 @@ def test_a_fresh_token_refused_again_is_reauth_not_a_loop(demo_api, auth_cache):
     creds = credential(demo_api)
 
     async def call() -> None:
-        session = AsyncAuthorizedSession(creds, on_keys=lambda keys: None, cache=auth_cache)
+        session = AsyncAuthorizedSession(
+            credential_use(creds, cache=auth_cache), on_keys=lambda keys: None
+        )
         try:
             await session.get("status/401")
         finally:
@@ -58,7 +60,9 @@ def test_429_with_retry_after_is_retried_within_its_budget(demo_api, auth_cache)
     creds = credential(demo_api)
 
     async def call() -> dict:
-        session = AsyncAuthorizedSession(creds, on_keys=lambda keys: None, cache=auth_cache)
+        session = AsyncAuthorizedSession(
+            credential_use(creds, cache=auth_cache), on_keys=lambda keys: None
+        )
         try:
             answer = await session.get(
                 "limited", params={"key": "a2", "times": 2, "retry_after": 0}
@@ -72,7 +76,9 @@ def test_429_with_retry_after_is_retried_within_its_budget(demo_api, auth_cache)
 
 def test_an_unreachable_api_is_a_requests_error_naming_the_host(auth_cache):
     async def call() -> None:
-        session = AsyncAuthorizedSession({"type": "none"}, cache=auth_cache, retries=0)
+        session = AsyncAuthorizedSession(
+            credential_use({"type": "none"}, cache=auth_cache), retries=0
+        )
         try:
             await session.get("http://127.0.0.1:9/records")
         finally:

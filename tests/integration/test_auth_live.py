@@ -13,6 +13,7 @@ import requests
 
 from runtime import log
 from runtime.auth import AuthorizedSession, ReauthRequired
+from runtime.auth.use import credential_use
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.errors import ConfigError
 from tests.helpers import demo_credential as credential
@@ -29,7 +30,9 @@ def test_fifty_threads_hitting_401_at_once_cause_exactly_one_refresh(demo_api, a
 
     def worker() -> None:
         # One session per thread, as worker threads each build their own ctx.http.
-        http = AuthorizedSession(creds, on_keys=saved.append, cache=auth_cache, key="acct-1")
+        http = AuthorizedSession(
+            credential_use(creds, cache=auth_cache, key="acct-1"), on_keys=saved.append
+        )
         barrier.wait()
         try:
             results.append(http.get("records", params={"page_size": 1}).status_code)
@@ -54,7 +57,7 @@ def test_one_session_shared_by_fifty_threads(demo_api, auth_cache):
     creds = credential(demo_api)
     demo_api.book.expire_all()
     saved: list[dict] = []
-    http = AuthorizedSession(creds, on_keys=saved.append, cache=auth_cache)
+    http = AuthorizedSession(credential_use(creds, cache=auth_cache), on_keys=saved.append)
     barrier = threading.Barrier(50)
     codes: list[int] = []
 
@@ -77,10 +80,8 @@ def test_a_hundred_rotations_in_a_row_never_reuse_a_refresh_token(demo_api, auth
     for _ in range(100):
         demo_api.book.expire_all()
         http = AuthorizedSession(
-            store.load("demo"),
+            credential_use(store.load("demo"), cache=auth_cache, reload=lambda: store.load("demo")),
             on_keys=lambda keys: store.save("demo", keys),
-            cache=auth_cache,
-            reload=lambda: store.load("demo"),
         )
         assert http.get("me").status_code == 200
     stats = demo_api.stats()
@@ -105,11 +106,10 @@ def test_two_processes_sharing_a_rotating_credential_never_surface_invalid_grant
     def process_session(cache):
         # What one worker process has: its own cache, the shared store, and its stale cfg.
         return AuthorizedSession(
-            store.load("demo"),
+            credential_use(
+                store.load("demo"), cache=cache, reload=lambda: store.load("demo"), key="acct"
+            ),
             on_keys=lambda keys: store.save("demo", keys),
-            cache=cache,
-            reload=lambda: store.load("demo"),
-            key="acct",
         )
 
     first, second = CredentialCache(), CredentialCache()
@@ -127,7 +127,9 @@ def test_always_mode_refreshes_once_per_message(demo_api, auth_cache):
     creds = credential(demo_api, refresh="always")
     saved: list[dict] = []
     for _ in range(5):  # five messages, three calls each
-        http = AuthorizedSession(creds, on_keys=saved.append, cache=auth_cache, key="ms")
+        http = AuthorizedSession(
+            credential_use(creds, cache=auth_cache, key="ms"), on_keys=saved.append
+        )
         for _ in range(3):
             assert http.get("me").status_code == 200
     assert demo_api.stats()["token_calls"] == 5
@@ -148,13 +150,12 @@ def test_different_credentials_do_not_wait_for_each_other(demo_api, auth_cache):
     fast_creds = credential(demo_api, name="fast")
     demo_api.book.expire_all()
     slow = AuthorizedSession(
-        slow_creds,
+        credential_use(slow_creds, cache=auth_cache, refresh_credentials=slow_refresh, key="slow"),
         on_keys=lambda k: None,
-        cache=auth_cache,
-        refresh_credentials=slow_refresh,
-        key="slow",
     )
-    fast = AuthorizedSession(fast_creds, on_keys=lambda k: None, cache=auth_cache, key="fast")
+    fast = AuthorizedSession(
+        credential_use(fast_creds, cache=auth_cache, key="fast"), on_keys=lambda k: None
+    )
     blocked = threading.Thread(target=lambda: _swallow(lambda: slow.get("me")))
     blocked.start()
     assert slow_started.wait(5)
@@ -175,12 +176,15 @@ def test_a_replayed_refresh_token_is_reauth(demo_api, auth_cache):
     tokens = demo_api.consented_tokens()
     demo_api.book.expire_all()
     first = AuthorizedSession(
-        credential(demo_api, tokens), on_keys=lambda k: None, cache=auth_cache, key="a"
+        credential_use(credential(demo_api, tokens), cache=auth_cache, key="a"),
+        on_keys=lambda k: None,
     )
     assert first.get("me").status_code == 200
     # Another process still holds the old, already-rotated refresh token.
     demo_api.book.expire_all()
-    stale = AuthorizedSession(credential(demo_api, tokens), on_keys=lambda k: None, key="b")
+    stale = AuthorizedSession(
+        credential_use(credential(demo_api, tokens), key="b"), on_keys=lambda k: None
+    )
     with pytest.raises(ReauthRequired, match="must reconnect"):
         stale.get("me")
 
@@ -193,7 +197,8 @@ def test_credentials_file_writes_back_atomically_with_mode_0600(tmp_path, demo_a
     store = CredentialsFile(path, env={"DEMO_SECRET": "demo-secret"})
     demo_api.book.expire_all()
     http = AuthorizedSession(
-        store.load("demo"), on_keys=lambda k: store.save("demo", k), cache=auth_cache
+        credential_use(store.load("demo"), cache=auth_cache),
+        on_keys=lambda k: store.save("demo", k),
     )
     assert http.get("me").status_code == 200
     written = json.loads(path.read_text())
@@ -319,7 +324,7 @@ def test_no_token_or_secret_reaches_the_logs(demo_api, auth_cache):
         demo_api.book.expire_all()
         saved: list[dict] = []
         http = AuthorizedSession(
-            credential(demo_api, tokens), on_keys=saved.append, cache=auth_cache
+            credential_use(credential(demo_api, tokens), cache=auth_cache), on_keys=saved.append
         )
         http.get("me")
         demo_api.book.expire_all()

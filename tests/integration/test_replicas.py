@@ -19,6 +19,7 @@ import pytest
 from runtime.auth import AuthorizedSession, CredentialLockUnavailable
 from runtime.auth.redis_lock import RedisLock
 from runtime.auth.slots import CredentialCache
+from runtime.auth.use import credential_use
 from runtime.devtools.demo.api import DemoApi
 from runtime.devtools.demo.tokens import ProviderSettings
 from tests.helpers import ROOT, demo_credential, demo_oauth, wait_for
@@ -206,7 +207,8 @@ def _replica_session(provider, redis_url, creds, key, **lock_options):
     """What one replica holds: its own cache and its own connection to the lock store."""
     lock = RedisLock(redis_url, secret="the-message-crypto-password", **lock_options)
     return AuthorizedSession(
-        creds, on_keys=lambda keys: None, cache=CredentialCache(), key=key, lock=lock
+        credential_use(creds, cache=CredentialCache(), key=key, lock=lock),
+        on_keys=lambda keys: None,
     )
 
 
@@ -253,10 +255,7 @@ def test_two_accounts_never_wait_on_each_other(provider, redis_url, account_key)
         return {"access_token": "never-used"}
 
     lock = RedisLock(redis_url, secret="the-message-crypto-password")
-    slow = AuthorizedSession(
-        demo_credential(provider), on_keys=lambda keys: None, cache=CredentialCache(),
-        key=account_key(), lock=lock, refresh_credentials=slow_refresh,
-    )  # fmt: skip
+    slow = AuthorizedSession(credential_use(demo_credential(provider), cache=CredentialCache(), key=account_key(), lock=lock, refresh_credentials=slow_refresh), on_keys=lambda keys: None)  # fmt: skip
     fast = _replica_session(
         provider, redis_url, demo_credential(provider, name="fast"), account_key()
     )

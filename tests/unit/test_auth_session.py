@@ -21,6 +21,7 @@ from runtime.auth import (
     TokenEndpointUnavailable,
 )
 from runtime.auth.slots import CredentialCache
+from runtime.auth.use import credential_use
 
 API = "https://api.example.com"
 TOKEN_URL = "https://login.example.com/token"
@@ -49,9 +50,15 @@ def saved():
     return []
 
 
+USE_OPTIONS = ("key", "base_url", "lock", "reload", "refresh_credentials",
+               "credentials_from_token_response", "token_timeout")  # fmt: skip
+
+
 def session(cache, saved, creds=None, **kwargs):
     kwargs.setdefault("max_retry_wait", 5)
-    return AuthorizedSession(creds or oauth(), on_keys=saved.append, cache=cache, **kwargs)
+    shared = {k: kwargs.pop(k) for k in USE_OPTIONS if k in kwargs}
+    use = credential_use(creds or oauth(), cache=cache, **shared)
+    return AuthorizedSession(use, on_keys=saved.append, **kwargs)
 
 
 def bearer_of(call) -> str:
@@ -79,7 +86,7 @@ def test_401_refreshes_once_saves_then_resends_with_the_new_token(cache, saved):
     def save(keys):
         order.append(f"saved {keys['accessToken']}")
 
-    http = AuthorizedSession(oauth(), on_keys=save, cache=cache)
+    http = AuthorizedSession(credential_use(oauth(), cache=cache), on_keys=save)
     response = http.get(f"{API}/me")
     assert response.json() == {"id": 1}
     first, refresh, resend = responses.calls
@@ -142,7 +149,7 @@ def test_if_saving_fails_the_request_fails_and_the_old_keys_stay(cache):
     def broken(keys):
         raise OSError("the accounts API is down")
 
-    http = AuthorizedSession(oauth(), on_keys=broken, cache=cache)
+    http = AuthorizedSession(credential_use(oauth(), cache=cache), on_keys=broken)
     with pytest.raises(OSError, match="accounts API is down"):
         http.get(f"{API}/me")
     assert http.credentials.access_token == "old-access"
@@ -150,7 +157,7 @@ def test_if_saving_fails_the_request_fails_and_the_old_keys_stay(cache):
 
     # The rotated keys were kept aside: they are saved before any new refresh.
     saved: list[dict] = []
-    retry = AuthorizedSession(oauth(), on_keys=saved.append, cache=cache)
+    retry = AuthorizedSession(credential_use(oauth(), cache=cache), on_keys=saved.append)
     assert retry.get(f"{API}/me").json() == {"id": 1}
     assert len(token_calls(responses)) == 1
     assert saved[0]["refreshToken"] == "new-refresh"
@@ -399,15 +406,17 @@ def test_client_credentials_grant_needs_no_persistence(cache):
     )
     responses.get(f"{API}/me", json={})
     http = AuthorizedSession(
-        {
-            "type": "oauth2",
-            "clientId": "c",
-            "clientSecret": "s",
-            "tokenUrl": TOKEN_URL,
-            "scopes": "a b",
-            "clientAuthLocation": "body",
-        },
-        cache=cache,
+        credential_use(
+            {
+                "type": "oauth2",
+                "clientId": "c",
+                "clientSecret": "s",
+                "tokenUrl": TOKEN_URL,
+                "scopes": "a b",
+                "clientAuthLocation": "body",
+            },
+            cache=cache,
+        )
     )
     http.get(f"{API}/me")
     assert bearer_of(responses.calls[1]) == "Bearer cc-token"
@@ -416,7 +425,7 @@ def test_client_credentials_grant_needs_no_persistence(cache):
 @responses.activate
 def test_a_refresh_token_with_nowhere_to_save_is_an_error_not_a_silent_drop(cache):
     responses.get(f"{API}/me", status=401)
-    http = AuthorizedSession(oauth(), cache=cache)
+    http = AuthorizedSession(credential_use(oauth(), cache=cache))
     with pytest.raises(CredentialError) as caught:
         http.get(f"{API}/me")
     assert "nowhere to save the new tokens" in str(caught.value)
@@ -468,7 +477,7 @@ def test_custom_refresh_and_response_hooks(cache, saved):
 @responses.activate
 def test_every_credential_type_signs_requests(cache, creds, header, value, url_part):
     responses.get(f"{API}/me", json={})
-    AuthorizedSession(creds, cache=cache).get(f"{API}/me", params={"a": "1"})
+    AuthorizedSession(credential_use(creds, cache=cache)).get(f"{API}/me", params={"a": "1"})
     request = responses.calls[0].request
     if header:
         assert request.headers.get(header) == value
@@ -499,7 +508,7 @@ def test_relative_urls_use_the_base_url(cache, saved):
     session(cache, saved, creds).get("/services/data/v60.0/sobjects")
     assert responses.calls[0].request.url.startswith("https://na1.my.salesforce.com/services")
     with pytest.raises(CredentialError, match="needs a base URL"):
-        AuthorizedSession({"type": "none"}, cache=cache).get("/relative")
+        AuthorizedSession(credential_use({"type": "none"}, cache=cache)).get("/relative")
 
 
 @responses.activate

@@ -88,12 +88,14 @@ def test_public_api_is_pinned():
             "ClientMisconfigured",
             "CredentialError",
             "CredentialLockUnavailable",
+            "CredentialUse",
             "Credentials",
             "InsufficientScope",
             "KeysConflict",
             "ProviderProfile",
             "ReauthRequired",
             "TokenEndpointUnavailable",
+            "credential_use",
             "profile_named",
         ]
     )

@@ -18,6 +18,7 @@ from runtime.auth.credentials import Credentials, KeysUpdate, keys_version
 from runtime.auth.file_lock import FileLock
 from runtime.auth.locks import IN_PROCESS, SharedKeys, lock_from_url
 from runtime.auth.slots import CredentialCache, Sharing, Slot, fingerprint, refresh_once
+from runtime.auth.use import credential_use
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.demo.tokens import GrantRefused, ProviderSettings, TokenBook
 from runtime.devtools.localplatform.api_server import PlatformApiServer
@@ -305,10 +306,8 @@ def test_a_stale_cfg_maps_to_the_credentials_slot_not_a_new_one():
 def behind_another_replica(theirs: Credentials) -> AuthorizedSession:
     """A session on an old token, whose store holds the tokens another replica refreshed."""
     return AuthorizedSession(
-        creds("mine", "my-refresh"),
+        credential_use(creds("mine", "my-refresh"), cache=CredentialCache(), reload=lambda: theirs),
         on_keys=lambda keys: None,
-        cache=CredentialCache(),
-        reload=lambda: theirs,
     )
 
 

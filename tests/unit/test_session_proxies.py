@@ -7,6 +7,7 @@ import requests
 
 from runtime.auth import AuthorizedSession
 from runtime.auth.slots import CredentialCache
+from runtime.auth.use import credential_use
 from tests.local_http import Handler, serving
 
 
@@ -24,7 +25,9 @@ class Proxy(Handler):
 
 
 def bearer_session() -> AuthorizedSession:
-    return AuthorizedSession({"type": "bearer", "token": "tok-1"}, cache=CredentialCache())
+    return AuthorizedSession(
+        credential_use({"type": "bearer", "token": "tok-1"}, cache=CredentialCache())
+    )
 
 
 def test_requests_go_through_the_proxy_the_environment_names(monkeypatch):
