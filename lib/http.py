@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from runtime import AsyncResponse, Context, StepError, bounded, host_of
+from runtime import AsyncContext, AsyncResponse, Context, StepError, bounded, host_of
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 READ_SECONDS = 300.0
@@ -52,7 +52,7 @@ def snippet(raw: bytes, size: int = 300) -> str:
     return text + ("…" if len(raw) > size else "")
 
 
-def tenant_header(ctx: Context, tenant: str | None) -> dict[str, str]:
+def tenant_header(ctx: Context | AsyncContext, tenant: str | None) -> dict[str, str]:
     """The provider's tenant header (Xero-Tenant-Id) for a tenant chosen in the step."""
     if not tenant:
         return {}

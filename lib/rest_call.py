@@ -38,7 +38,6 @@ from runtime import (
     AsyncContext,
     AsyncResponse,
     AuthError,
-    Context,
     InvalidInput,
     Message,
     StepError,
@@ -120,7 +119,7 @@ async def call(
 
 
 def _build(
-    ctx: Context,
+    ctx: AsyncContext,
     *,
     plan: Plan,
     values: dict[str, Any],

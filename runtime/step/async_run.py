@@ -1,8 +1,8 @@
 """Running one ``async def`` step on one message, as a task on an event loop.
 
-The same rules as a sync run (runtime.step.run_state): a returned value is one ``data``,
-each item an async generator yields is one ``data`` as it comes, an exception is one
-``error``, ``end`` follows, only the first ``end`` counts. What differs is waiting:
+The same rules as a sync run (runtime.step.run_state, runtime.step.results): what a
+returned value emits, an exception as one ``error``, ``end`` following, only the first
+``end`` counting. What differs is waiting:
 
 * ``ctx.emit`` hands the event over at once, in order, and returns an awaitable. Routing an
   event runs on the loop until it would have to wait (a rate limit, the broker's window of
@@ -28,10 +28,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from runtime.errors import StepCancelled
-from runtime.step.context import AsyncContext, Emitted, cancel, release
+from runtime.step.bridge import run_to_end
+from runtime.step.context import AsyncContext, Emitted, close_async, release
 from runtime.step.events import Event
-from runtime.step.executor import Handle
-from runtime.step.run_state import Outcome, RunState, StepCall
+from runtime.step.results import data_items, is_async_iterator, is_awaited
+from runtime.step.run_state import Handle, Outcome, RunState, StepCall
 from runtime.step.waits import Route, Wait
 
 
@@ -60,10 +61,10 @@ class AsyncStepRun:
 
     def stop(self, timeout: float | None) -> bool:
         """End the run now because it took too long; False if it had already finished."""
-        if self._state.closed:
+        final = self._state.stopping(self.ctx, timeout)
+        if final is None:
             return False
-        cancel(self.ctx)
-        for event in self._state.timing_out(timeout):
+        for event in final:
             self._hand_over(event)
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -94,19 +95,14 @@ class AsyncStepRun:
             self._finish_when_drained()
 
     async def _emit_result(self, result: Any) -> None:
-        if asyncio.iscoroutine(result):
+        """The step's return value as ``data`` events (runtime.step.results)."""
+        if is_awaited(result):
             result = await result
-        elif hasattr(result, "__aiter__"):
+        if is_async_iterator(result):
             await self._drain_results(result)
             return
-        if result is None:
-            return
-        if isinstance(result, Iterator):
-            for item in result:
-                if item is not None:
-                    await self.ctx.emit("data", item)
-            return
-        await self.ctx.emit("data", result)
+        for item in data_items(result):
+            await self.ctx.emit("data", item)
 
     async def _drain_results(self, results: AsyncIterator[Any]) -> None:
         async for item in results:
@@ -176,11 +172,8 @@ class AsyncStepRun:
 
     def _failed(self, event: Event, error: BaseException) -> BaseException | None:
         """Report an event that could not be handed over; what the step should get."""
-        if self._state.closed:
-            self.outcome.undelivered = error  # too late to report it: the message goes back
-            return None
-        failure, report = self._state.failure(event, error)
-        if self._state.admit(report):
+        failure, report = self._state.failed(event, error)
+        if report is not None:
             self._enqueue(_Queued(report, self._route))
         return failure
 
@@ -250,9 +243,7 @@ def run_on_own_loop(call: StepCall, handle: Handle, timeout: float | None) -> Ou
         run = AsyncStepRun(call, route)
         run.start(timeout)
         outcome = await run.finished
-        http = run.ctx._http
-        if http is not None and hasattr(http, "close"):
-            await http.close()
+        await close_async(run.ctx)
         return outcome
 
-    return asyncio.run(main())
+    return run_to_end(main())

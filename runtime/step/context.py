@@ -44,8 +44,10 @@ def plain_session(_ctx: Context) -> AuthorizedSession:
     return AuthorizedSession({"type": "none"})
 
 
-class Context:
-    """What a sync step's code gets as ``ctx``: it plays the part of ``this`` in Node.js."""
+class StepContext:
+    """What both kinds of ``ctx`` share: the step's configuration, log, flow variables and
+    whether it was stopped. A sync step gets a ``Context``, an async one an ``AsyncContext``;
+    they differ in ``emit`` and ``http`` only."""
 
     def __init__(
         self,
@@ -68,6 +70,27 @@ class Context:
         self.flow_variables: Mapping[str, Any] = dict(flow_variables or {})
         self.step = step
 
+    @property
+    def log(self) -> FilteringBoundLogger:
+        """A structlog logger bound to the message's ids (made when first used)."""
+        if self._log is None:
+            self._log = get_logger("component", **(self._log_fields or {"step": self.step}))
+        return self._log
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the step ran past its time limit; long loops may check it to stop early."""
+        return self._cancelled
+
+    def _event(self, event: EventKind, payload: Any) -> Any:
+        if self._cancelled:
+            raise StepCancelled
+        return self._deliver(normalise(event, payload))
+
+
+class Context(StepContext):
+    """What a sync step's code gets as ``ctx``: it plays the part of ``this`` in Node.js."""
+
     def emit(self, event: EventKind, payload: Any = None) -> None:
         """Emit one of the platform's events; returns once the runtime has taken it.
 
@@ -86,16 +109,7 @@ class Context:
             TypeError: a payload of the wrong kind (a list where an object is needed).
             StepError: the runtime could not deliver the event (it has already reported it).
         """
-        if self._cancelled:
-            raise StepCancelled
-        self._deliver(normalise(event, payload))
-
-    @property
-    def log(self) -> FilteringBoundLogger:
-        """A structlog logger bound to the message's ids (made when first used)."""
-        if self._log is None:
-            self._log = get_logger("component", **(self._log_fields or {"step": self.step}))
-        return self._log
+        self._event(event, payload)
 
     @property
     def http(self) -> AuthorizedSession:
@@ -104,11 +118,6 @@ class Context:
             self._http = (self._http_factory or plain_session)(self)
         session: AuthorizedSession = self._http
         return session
-
-    @property
-    def cancelled(self) -> bool:
-        """True once the step ran past its time limit; long loops may check it to stop early."""
-        return self._cancelled
 
 
 class Emitted:
@@ -128,46 +137,52 @@ class Emitted:
 DONE = Emitted()
 
 
-class AsyncContext(Context):
+class AsyncContext(StepContext):
     """What an ``async def`` step gets as ``ctx``; see the module's docstring."""
 
-    def emit(self, event: EventKind, payload: Any = None) -> Emitted:  # type: ignore[override]
+    def emit(self, event: EventKind, payload: Any = None) -> Emitted:
         """Emit one of the platform's events without waiting; see ``Context.emit``.
 
         Returns:
             An awaitable that completes once the event was handed over (and raises if it
             could not be). The event is on its way whether or not it is awaited.
         """
-        if self._cancelled:
-            raise StepCancelled
-        emitted: Emitted = self._deliver(normalise(event, payload)) or DONE
+        emitted: Emitted = self._event(event, payload) or DONE
         return emitted
 
     @property
-    def http(self) -> AsyncAuthorizedSession:  # type: ignore[override]
+    def http(self) -> AsyncAuthorizedSession:
         """An aiohttp-based session for API calls, signed with the step's credentials:
         ``await ctx.http.get(...)``."""
         if self._http is None:
-            factory = self._http_factory
-            build = getattr(factory, "for_async", None)
-            if build is None:
-                from runtime.auth.async_session import AsyncAuthorizedSession
-
-                self._http = AsyncAuthorizedSession({"type": "none"})
-            else:
-                self._http = build(self)
+            build = getattr(self._http_factory, "for_async", None)
+            self._http = plain_async_session(self) if build is None else build(self)
         session: AsyncAuthorizedSession = self._http
         return session
 
 
-def cancel(ctx: Context) -> None:
+def plain_async_session(_ctx: AsyncContext) -> AsyncAuthorizedSession:
+    """An async session without a credential, for contexts that were given no factory."""
+    from runtime.auth.async_session import AsyncAuthorizedSession
+
+    return AsyncAuthorizedSession({"type": "none"})
+
+
+def cancel(ctx: StepContext) -> None:
     """Stop a context whose step ran too long: its later emits raise ``StepCancelled``."""
     ctx._cancelled = True
 
 
-def release(ctx: Context) -> None:
+def release(ctx: StepContext) -> None:
     """Let go of the context's session once its step ended (a shared pool outlives it)."""
     http = ctx._http
     close = getattr(http, "release", None)
     if callable(close):
         close()
+
+
+async def close_async(ctx: StepContext) -> None:
+    """Close an async step's session, its own pool included (a run on a loop of its own)."""
+    http = ctx._http
+    if http is not None and hasattr(http, "close"):
+        await http.close()

@@ -3,9 +3,9 @@
 Each event goes to ``handle`` as the step emits it, on the step's own thread, and the step's
 ``ctx.emit`` returns only once ``handle`` has returned: a worker's publish confirm is
 back-pressure on the step, and a failure to deliver is raised inside the step (after it was
-reported as one ``error`` event). A returned value is one ``data`` event, each item a
-generator yields is one ``data`` event as it comes, an exception is one ``error`` event,
-and ``end`` follows automatically; only the first ``end`` counts (runtime.step.run_state).
+reported as one ``error`` event). What a returned value emits is
+runtime.step.results (the same for async steps); an exception is one ``error`` event, and
+``end`` follows automatically; only the first ``end`` counts (runtime.step.run_state).
 
 A step that runs past its time limit is stopped from another thread: its run is closed
 (further emits raise ``StepCancelled``), an ``error`` event says what happened, ``end``
@@ -17,17 +17,19 @@ follows, and ``StepCancelled`` is raised inside the step's thread.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from runtime.errors import StepCancelled
-from runtime.step.context import Context, cancel, release
+from runtime.step.async_run import run_on_own_loop
+from runtime.step.bridge import run_to_end
+from runtime.step.context import Context, release
 from runtime.step.events import Event
+from runtime.step.results import data_items, is_async_iterator, is_awaited
 from runtime.step.run_state import (
     DeliveryFailed,
+    Handle,
     Outcome,
     RunState,
     StepCall,
@@ -41,9 +43,6 @@ __all__ = ["DeliveryFailed", "Handle", "Outcome", "StepRun", "StepTimedOut", "ex
 _FINISHING = threading.Lock()
 BLOCKED_GRACE = 10.0
 """Seconds past its time limit an async step that blocks its event loop is given."""
-
-Handle = Callable[[Event], None]
-"""Receives each event in order; raising means "not delivered"."""
 
 
 class StepRun:
@@ -80,10 +79,10 @@ class StepRun:
     def stop(self, timeout: float | None) -> bool:
         """End the run now because it took too long; False if it had already finished."""
         with self._lock:
-            if self._state.closed:
+            final = self._state.stopping(self.ctx, timeout)
+            if final is None:
                 return False
-            cancel(self.ctx)
-            self._close_with(self._state.timing_out(timeout))
+            self._close_with(final)
         return True
 
     def wait_finished(self, timeout: float | None) -> bool:
@@ -133,10 +132,10 @@ class StepRun:
         try:
             self._handle(event)
         except Exception as exc:  # noqa: BLE001 - turned into an error event, once
-            failure, report = self._state.failure(event, exc)
+            failure, report = self._state.failed(event, exc)
             try:
-                self._state.admit(report)
-                self._handle(report)
+                if report is not None:
+                    self._handle(report)
             except Exception as again:  # noqa: BLE001
                 self.outcome.undelivered = again
             return failure
@@ -170,8 +169,6 @@ def execute(
 def _execute_async(
     call: StepCall, handle: Handle, timeout: float | None, runners: RunnerPool
 ) -> Outcome:
-    from runtime.step.async_run import run_on_own_loop
-
     ended = threading.Event()
     outcome: list[Outcome] = []
 
@@ -199,23 +196,14 @@ def stop_job(run: StepRun, job: Job, timeout: float | None) -> None:
 
 
 def _emit_result(ctx: Context, result: Any) -> None:
-    if result is None:
+    """The step's return value as ``data`` events (runtime.step.results)."""
+    if is_awaited(result):  # a plain def returning a coroutine: run it here
+        result = run_to_end(result)
+    if is_async_iterator(result):
+        run_to_end(_drain_async(ctx, result))
         return
-    if type(result) is dict:  # the common case, without the generic checks below
-        ctx.emit("data", result)
-        return
-    if inspect.iscoroutine(result):  # a plain def returning a coroutine: run it here
-        result = asyncio.run(result)
-    elif inspect.isasyncgen(result):
-        asyncio.run(_drain_async(ctx, result))
-        return
-    if isinstance(result, Iterator) and inspect.isgenerator(result):
-        for item in result:
-            if item is not None:
-                ctx.emit("data", item)
-        return
-    if result is not None:
-        ctx.emit("data", result)
+    for item in data_items(result):
+        ctx.emit("data", item)
 
 
 async def _drain_async(ctx: Context, results: AsyncIterator[Any]) -> None:

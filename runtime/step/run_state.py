@@ -12,18 +12,21 @@ ran past its time limit) nothing more goes out.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from structlog.typing import FilteringBoundLogger
 
 from runtime.errors import StepError
-from runtime.step.context import Context, Deliver, HttpFactory
+from runtime.step.context import Deliver, HttpFactory, StepContext, cancel
 from runtime.step.events import Event, Message, error_payload
 from runtime.step.loader import ProcessFunction
 
-_C = TypeVar("_C", bound=Context)
+_C = TypeVar("_C", bound=StepContext)
+
+Handle = Callable[[Event], None]
+"""Receives each event in order; raising means "not delivered"."""
 
 
 class DeliveryFailed(StepError):
@@ -123,6 +126,25 @@ class RunState:
         failure.__cause__ = error
         self._reported.add(id(failure))
         return failure, Event("error", error_payload(failure))
+
+    def failed(
+        self, event: Event, error: BaseException
+    ) -> tuple[BaseException | None, Event | None]:
+        """An event could not be handed over: what the step should get (None once the run
+        is closed: then the message goes back instead), and the ``error`` event to report
+        it with (counted already; None when there is nothing to report)."""
+        if self.closed:
+            self.outcome.undelivered = error  # too late to report it
+            return None, None
+        failure, report = self.failure(event, error)
+        return failure, report if self.admit(report) else None
+
+    def stopping(self, ctx: StepContext, timeout: float | None) -> list[Event] | None:
+        """Stop a run past its time limit: its last events, or None if it had finished."""
+        if self.closed:
+            return None
+        cancel(ctx)
+        return self.timing_out(timeout)
 
     def closing(self, error: BaseException | None) -> list[Event]:
         """Close the run as its step ended (``error``: what it raised): the last events."""

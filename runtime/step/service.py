@@ -11,8 +11,6 @@ verifyCredentials.py that fails to load is an error, not a silent "verified".
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +19,13 @@ from runtime.auth.held import SecretStore
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.errors import ComponentError, InvalidInput
 from runtime.log import get_logger
+from runtime.step.bridge import run_to_end
 from runtime.step.component import Component
-from runtime.step.context import AsyncContext, Context, release
+from runtime.step.context import AsyncContext, Context, StepContext, close_async, release
 from runtime.step.events import Event
 from runtime.step.http import session_factory
 from runtime.step.loader import load_module, load_step
+from runtime.step.results import is_awaited
 from runtime.step.run_state import is_async
 
 VERIFY_FILE = "verifyCredentials.py"
@@ -55,7 +55,7 @@ def service_context(
     *,
     stores: CredentialStores = NO_STORES,
     asynchronous: bool = False,
-) -> Context:
+) -> StepContext:
     """The ``ctx`` of a service call: an ``AsyncContext`` for an ``async def`` function."""
 
     def deliver(event: Event) -> None:
@@ -75,7 +75,7 @@ def service_context(
     )
 
 
-def _call(function: Callable[..., Any], ctx: Context, cfg: Mapping[str, Any]) -> Any:
+def _call(function: Callable[..., Any], ctx: StepContext, cfg: Mapping[str, Any]) -> Any:
     """Call a service function with its ctx; an async one on an event loop of its own."""
     if not is_async(function):
         try:
@@ -87,11 +87,9 @@ def _call(function: Callable[..., Any], ctx: Context, cfg: Mapping[str, Any]) ->
         try:
             return await function(ctx, dict(cfg))
         finally:
-            http = ctx._http
-            if http is not None:
-                await http.close()
+            await close_async(ctx)
 
-    return asyncio.run(run())
+    return run_to_end(run())
 
 
 def verify_credentials(
@@ -174,4 +172,4 @@ def _call_step_function(
 
 
 def _settle(result: Any) -> Any:
-    return asyncio.run(result) if inspect.iscoroutine(result) else result
+    return run_to_end(result) if is_awaited(result) else result
