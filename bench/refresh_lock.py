@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.auth import AuthorizedSession
-from runtime.auth.locks import CredentialLock, lock_from_url
+from runtime.auth.lock_store import lock_from_url
+from runtime.auth.locks import CredentialLock
 from runtime.auth.slots import CredentialCache
 from runtime.auth.use import credential_use
 from runtime.devtools.demo.api import DemoApi

@@ -359,7 +359,7 @@ def _service(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from runtime.platform.service_command import run_service
+    from runtime.worker.service_command import run_service
 
     return run_service(args.method, os.environ, cwd=Path.cwd())
 

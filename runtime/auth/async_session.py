@@ -32,8 +32,8 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import requests
 
+import runtime.auth.session_core as core
 from runtime import bounded
-from runtime.auth import session_core as core
 from runtime.auth.aiohttp_io import MAX_BYTES, Body, HttpPool, pairs, read_all, tls, translated
 from runtime.auth.async_response import AsyncResponse
 from runtime.auth.credentials import Credentials

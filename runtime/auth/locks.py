@@ -3,7 +3,8 @@
 Replicas of a step (and many flows on one connection) hold one OAuth2 credential. A
 provider that rotates refresh tokens and detects reuse revokes the whole grant when two of
 them refresh with the same refresh token, so a refresh must be serialised everywhere the
-credential is used, not only in one process. ``ELASTICIO_CREDENTIAL_LOCK_URL`` chooses how:
+credential is used, not only in one process. ``ELASTICIO_CREDENTIAL_LOCK_URL`` chooses how
+(runtime.auth.lock_store makes the lock it names):
 
 =====================  ==================================================================
 ``redis://HOST/DB``    replicas on several machines: a lease with an owner token, renewed
@@ -25,11 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
-
-from runtime.errors import ConfigError
 
 DEFAULT_LEASE = 45.0
 """Seconds a Redis lock outlives a holder that stopped renewing it (longer than one token
@@ -104,44 +101,3 @@ class InProcessLock:
 
 
 IN_PROCESS = InProcessLock()
-
-
-def lock_from_url(
-    url: str | None,
-    *,
-    secret: str | None = None,
-    lease: float = DEFAULT_LEASE,
-    wait: float = DEFAULT_WAIT,
-) -> CredentialLock:
-    """The lock ``ELASTICIO_CREDENTIAL_LOCK_URL`` names.
-
-    Args:
-        url: ``redis://``, ``rediss://`` or ``file:///DIR``; empty or None for in-process.
-        secret: seals the keys kept in the store (the message crypto password); without
-            it the store is only a lock and replicas re-read the platform.
-        lease: seconds a Redis lock lives without renewal.
-        wait: seconds to wait for the lock before failing.
-
-    Raises:
-        ConfigError: an unsupported scheme or a file URL without a folder.
-    """
-    if not url:
-        return IN_PROCESS
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("redis", "rediss"):
-        from runtime.auth.redis_lock import RedisLock
-
-        return RedisLock(url, secret=secret, lease=lease, wait=wait)
-    if scheme == "file":
-        from runtime.auth.file_lock import FileLock
-
-        path = unquote(urlsplit(url).path)
-        if not path:
-            raise ConfigError(
-                f"ELASTICIO_CREDENTIAL_LOCK_URL={url!r} names no folder: use file:///DIR"
-            )
-        return FileLock(Path(path), wait=wait, secret=secret)
-    raise ConfigError(
-        f"ELASTICIO_CREDENTIAL_LOCK_URL has the scheme {scheme or 'none'!r}: use "
-        "redis://HOST:PORT/DB for replicas on several machines or file:///DIR on one machine"
-    )

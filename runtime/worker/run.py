@@ -21,7 +21,8 @@ from pathlib import Path
 from types import FrameType
 
 from runtime import log, metrics
-from runtime.auth.locks import IN_PROCESS, CredentialLock, lock_from_url
+from runtime.auth.lock_store import lock_from_url
+from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.errors import ConfigError, TransportError
 from runtime.platform.api import PlatformApi
 from runtime.step.component import Component, component_root, load_component

@@ -23,8 +23,9 @@ ALLOWED: dict[str, set[str]] = {
     # JSONata with the platform's extensions: knows nothing but the shared modules
     "runtime.mapping": set(),
     # the component contract knows nothing of AMQP or of the platform's HTTP API
-    "runtime.step": {"runtime.auth"},
-    "runtime.platform": {"runtime.auth", "runtime.step"},
+    # the platform's HTTP API (its secrets, object storage) stands below steps
+    "runtime.platform": {"runtime.auth"},
+    "runtime.step": {"runtime.auth", "runtime.platform"},
     # the AMQP side knows nothing of auth, steps or the platform: only plain deliveries
     "runtime.worker.amqp": {"runtime.worker.transport"},
     "runtime.worker": {"runtime.auth", "runtime.step", "runtime.platform"},
@@ -156,3 +157,34 @@ def test_every_runtime_logger_is_named_by_its_module():
             if not (by_module or for_steps):
                 misnamed.append(f"{module_name(path)}:{node.lineno}")
     assert misnamed == []
+
+
+def test_no_module_imports_itself_through_others():
+    """No import circle, lazy imports inside functions included: each package reads one
+    way, so a module can be understood (and changed) from what stands below it."""
+    modules = {module_name(path): path for path in RUNTIME.rglob("*.py")}
+    modules = {name.removesuffix(".__init__"): path for name, path in modules.items()}
+
+    def resolved(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    # ``runtime`` itself is the public face (OPEN): it gathers names on first use.
+    graph = {
+        name: {r for r in map(resolved, imports(path)) if r and r not in (name, "runtime")}
+        for name, path in modules.items()
+        if name != "runtime"
+    }
+    circles = []
+    for start in graph:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            name, trail = stack.pop()
+            for target in graph.get(name, ()):
+                if target == start:
+                    circles.append(" -> ".join((*trail, start)))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, (*trail, target)))
+    assert circles == []

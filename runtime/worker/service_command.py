@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import requests
 
 from runtime import bounded, log
-from runtime.auth.locks import lock_from_url
+from runtime.auth.lock_store import lock_from_url
 from runtime.network import describe_failure, in_words
 from runtime.platform.api import PlatformApi
 from runtime.platform.secrets import PlatformSecrets

@@ -1,0 +1,51 @@
+"""The credential lock ``ELASTICIO_CREDENTIAL_LOCK_URL`` names (runtime.auth.locks says
+what each store is for). The stores stand above ``locks``; this module, above them all, is
+the one that picks among them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from runtime.auth.file_lock import FileLock
+from runtime.auth.locks import DEFAULT_LEASE, DEFAULT_WAIT, IN_PROCESS, CredentialLock
+from runtime.errors import ConfigError
+
+
+def lock_from_url(
+    url: str | None,
+    *,
+    secret: str | None = None,
+    lease: float = DEFAULT_LEASE,
+    wait: float = DEFAULT_WAIT,
+) -> CredentialLock:
+    """The lock ``ELASTICIO_CREDENTIAL_LOCK_URL`` names.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``file:///DIR``; empty or None for in-process.
+        secret: seals the keys kept in the store (the message crypto password); without
+            it the store is only a lock and replicas re-read the platform.
+        lease: seconds a Redis lock lives without renewal.
+        wait: seconds to wait for the lock before failing.
+
+    Raises:
+        ConfigError: an unsupported scheme or a file URL without a folder.
+    """
+    if not url:
+        return IN_PROCESS
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("redis", "rediss"):
+        from runtime.auth.redis_lock import RedisLock  # redis is imported only when used
+
+        return RedisLock(url, secret=secret, lease=lease, wait=wait)
+    if scheme == "file":
+        path = unquote(urlsplit(url).path)
+        if not path:
+            raise ConfigError(
+                f"ELASTICIO_CREDENTIAL_LOCK_URL={url!r} names no folder: use file:///DIR"
+            )
+        return FileLock(Path(path), wait=wait, secret=secret)
+    raise ConfigError(
+        f"ELASTICIO_CREDENTIAL_LOCK_URL has the scheme {scheme or 'none'!r}: use "
+        "redis://HOST:PORT/DB for replicas on several machines or file:///DIR on one machine"
+    )
