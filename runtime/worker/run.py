@@ -30,7 +30,8 @@ from runtime.step.event_loop import StepLoop
 from runtime.step.hooks import call_hook
 from runtime.step.loader import Step, load_step
 from runtime.step.run_state import is_async
-from runtime.worker.amqp import Broker, OnAsyncioLoop, PublishRetry, Reconnect
+from runtime.worker.amqp import Broker, OnAsyncioLoop, PublishRetry, Reconnect, Recovery
+from runtime.worker.assembly import assemble_worker
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.lifecycle import run_shutdown, run_startup
 from runtime.worker.loop import Worker, report_startup_error
@@ -202,16 +203,18 @@ class _Run:
             prefetch=settings.rabbitmq_prefetch_sailor,
             on_delivery=self._deliver,
             name=settings.amqp_connection_name or socket.gethostname(),
-            reconnect=Reconnect(
-                first_delay=max(0.05, settings.amqp_reconnect_timeout / 1000),
-                startup_attempts=1 + max(0, settings.amqp_reconnect_attempts),
-                deadline=settings.amqp_reconnect_deadline,
-            ),
-            on_fatal=self._on_fatal,
-            publish_retry=PublishRetry(
-                delay=settings.amqp_publish_retry_delay / 1000,
-                attempts=settings.amqp_publish_retry_attempts,
-                max_delay=settings.amqp_publish_max_retry_delay / 1000,
+            recovery=Recovery(
+                reconnect=Reconnect(
+                    first_delay=max(0.05, settings.amqp_reconnect_timeout / 1000),
+                    startup_attempts=1 + max(0, settings.amqp_reconnect_attempts),
+                    deadline=settings.amqp_reconnect_deadline,
+                ),
+                publish_retry=PublishRetry(
+                    delay=settings.amqp_publish_retry_delay / 1000,
+                    attempts=settings.amqp_publish_retry_attempts,
+                    max_delay=settings.amqp_publish_max_retry_delay / 1000,
+                ),
+                on_fatal=self._on_fatal,
             ),
             io=(
                 OnAsyncioLoop(self.steps_loop.loop, self.steps_loop.thread)
@@ -288,7 +291,7 @@ class _Run:
             run_startup(step, state.cfg(), self.api, settings.flow_id, on_loop=on_loop)
         call_hook(step, "init", state.cfg(), on_loop=on_loop)
         lock = credential_lock(settings)
-        self.worker = Worker(
+        self.worker = assemble_worker(
             settings=settings,
             component=component,
             step=step,

@@ -11,7 +11,7 @@ import pytest
 
 from runtime.ids import new_id
 from runtime.step.context import Context
-from runtime.worker.amqp import Broker, PublishRetry, coalescing_applies
+from runtime.worker.amqp import Broker, PublishRetry, Recovery, coalescing_applies
 from runtime.worker.amqp import frames as amqp
 from runtime.worker.amqp.publishing import Pending, Publishing
 from runtime.worker.transport import Confirmation, Properties
@@ -76,8 +76,8 @@ def _pending(attempts: int) -> Pending:
 def test_publishes_the_broker_refuses_are_retried_as_the_settings_say():
     retry = PublishRetry(delay=0.1, attempts=3, max_delay=0.3)
     assert [retry.wait(n) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.3, 0.3]
-    broker = make_broker(publish_retry=retry)
-    publishing = Publishing(broker, retry)
+    broker = make_broker(recovery=Recovery(publish_retry=retry))
+    publishing = Publishing(broker.link, retry)
     again = _pending(attempts=3)
     publishing.send_again_later(again)
     assert not again.confirmation.done  # sent again later

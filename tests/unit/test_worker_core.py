@@ -17,9 +17,9 @@ from runtime.auth.errors import KeysConflict
 from runtime.platform.api import PlatformApiError
 from runtime.step.component import load_component
 from runtime.step.loader import load_step
+from runtime.worker.assembly import assemble_worker
 from runtime.worker.crypto import MessageCipher
 from runtime.worker.keys import KeySaver, KeysNotSaved
-from runtime.worker.loop import Worker
 from runtime.worker.publisher import Publisher
 from runtime.worker.settings import Settings
 from runtime.worker.settlement import MAX_REQUEUES, Admission, Ledger, Run
@@ -67,7 +67,7 @@ def worker_for(broker, function, *, prefetch=1, config=None, api=None, **env):
         {**ENV, "ELASTICIO_FUNCTION": function, "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(prefetch),
          **{f"ELASTICIO_{k.upper()}": v for k, v in env.items()}}
     )  # fmt: skip
-    worker = Worker(
+    worker = assemble_worker(
         settings=settings,
         component=COMPONENT,
         step=load_step(COMPONENT, function),
@@ -204,7 +204,7 @@ def test_an_unexpected_failure_before_the_step_is_reported_and_rejected(broker, 
     def broken(_message):
         raise RuntimeError("a bug in the runtime")
 
-    monkeypatch.setattr("runtime.worker.loop.references_objects", broken)
+    monkeypatch.setattr("runtime.worker.preparation.references_objects", broken)
     worker = worker_for(broker, "work")
     first = broker.deliver(*message({"n": 1}, "m-1"))
     assert settled(broker, worker, [first]) == ["reject"]
@@ -230,7 +230,7 @@ def test_an_unexpected_failure_while_reading_is_rejected_and_the_next_message_ru
 
         return real(*args)
 
-    monkeypatch.setattr("runtime.worker.loop.decode", decode)
+    monkeypatch.setattr("runtime.worker.preparation.decode", decode)
     worker = worker_for(broker, "work")
     first = broker.deliver(*message({"n": 1}, "m-1"))
     second = broker.deliver(*message({"n": 2}, "m-2"))

@@ -12,7 +12,7 @@ from runtime.worker.amqp.admin import AdminClient, broker_reachable
 from runtime.worker.amqp.broker import Broker
 from runtime.worker.amqp.frames import coalescing_applies
 from runtime.worker.amqp.io import OnAsyncioLoop, OwnThread
-from runtime.worker.amqp.policy import PublishRetry, Reconnect
+from runtime.worker.amqp.policy import PublishRetry, Reconnect, Recovery
 from runtime.worker.amqp.relay import Forward, Relay
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "OwnThread",
     "PublishRetry",
     "Reconnect",
+    "Recovery",
     "Relay",
     "broker_reachable",
     "coalescing_applies",

@@ -23,13 +23,13 @@ import pika.connection
 
 from runtime.errors import TransportError
 from runtime.log import get_logger
-from runtime.worker.amqp.addresses import Rotation, parameters_of
-from runtime.worker.amqp.addresses import where as address_of
+from runtime.worker.amqp.addresses import parameters_of
+from runtime.worker.amqp.connector import Connector
 from runtime.worker.amqp.consumer import Consumer, OnDelivery
 from runtime.worker.amqp.frames import install_send_patch
 from runtime.worker.amqp.heartbeats import HeartbeatGuard
-from runtime.worker.amqp.io import Io, OnOpen, OnProblem, OwnThread, Timers
-from runtime.worker.amqp.policy import Outage, PublishRetry, Reconnect, describe
+from runtime.worker.amqp.io import Io, OwnThread
+from runtime.worker.amqp.policy import Recovery
 from runtime.worker.amqp.publishing import Pending, Publishing
 from runtime.worker.transport import Confirmation, Delivery, Properties, Settlement
 
@@ -49,9 +49,7 @@ class Broker:
         prefetch: ``basic.qos`` prefetch count.
         on_delivery: receives each delivery on the I/O loop's thread.
         name: connection names are ``{name}-read`` and ``{name}-write``.
-        reconnect: back-off and deadline for lost connections.
-        on_fatal: called once if the broker stays unreachable past the deadline.
-        publish_retry: how publishes the broker refused are sent again.
+        recovery: reconnecting, publishes sent again, and whom to tell when it is over.
         io: the loop the connections live on; by default a thread of their own.
     """
 
@@ -63,28 +61,28 @@ class Broker:
         prefetch: int,
         on_delivery: OnDelivery | None = None,
         name: str | None = None,
-        reconnect: Reconnect | None = None,
-        on_fatal: Callable[[BaseException], None] | None = None,
-        publish_retry: PublishRetry | None = None,
+        recovery: Recovery | None = None,
         io: Io | None = None,
     ) -> None:
         guarded = install_send_patch()
-        self._nodes = parameters_of(url)
-        self._name = name or socket.gethostname()
-        self._reconnect = reconnect or Reconnect()
-        self._on_fatal = on_fatal
+        recovery = recovery or Recovery()
+        self._on_fatal = recovery.on_fatal
         self._io: Io = io or OwnThread(self._crashed)
-        self._closing = False
         self._closed = threading.Event()
         self._fatal: BaseException | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
+        self.link = Connector(
+            parameters_of(url),
+            name=name or socket.gethostname(),
+            io=self._io,
+            reconnect=recovery.reconnect,
+            give_up=self._give_up,
+        )
         self._consumer = (
-            Consumer(self, queue=queue, prefetch=prefetch, on_delivery=on_delivery)
+            Consumer(self.link, queue=queue, prefetch=prefetch, on_delivery=on_delivery)
             if queue is not None
             else None
         )
-        self._publishing = Publishing(self, publish_retry or PublishRetry())
+        self._publishing = Publishing(self.link, recovery.publish_retry)
         self._mailbox: collections.deque[Pending | Callable[[], None]] = collections.deque()
         self._drain_scheduled = False
         self._drain_lock = threading.Lock()
@@ -113,7 +111,7 @@ class Broker:
             ),
             timeout,
         )
-        self._started.set()
+        self.link.started.set()
 
     def consume(self, timeout: float = 30.0) -> None:
         """Start consuming the queue.
@@ -146,7 +144,7 @@ class Broker:
             exchange, routing_key, body, properties, mandatory, Confirmation(),
             time.monotonic() + timeout,
         )  # fmt: skip
-        if self._fatal is not None or self._closing or not self._io.alive():
+        if self._fatal is not None or self.link.closing or not self._io.alive():
             pending.confirmation.fail(self._fatal or TransportError("the broker is closed"))
             return pending.confirmation
         self._post(pending)
@@ -202,8 +200,8 @@ class Broker:
     def _wait_for(self, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._start_error is not None:
-                raise self._start_error
+            if self.link.start_error is not None:
+                raise self.link.start_error
             if ready():
                 return
             time.sleep(0.005)
@@ -220,46 +218,6 @@ class Broker:
             self._io.call_soon(self._drain)
         else:
             self._io.call_threadsafe(self._drain)
-
-    # --- what the two sides need (runtime.worker.amqp.link.Link) ---------------------------
-
-    @property
-    def loop(self) -> Timers:
-        return self._io.timers
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
-
-    def open(
-        self,
-        role: str,
-        node: pika.connection.Parameters,
-        on_open: OnOpen,
-        on_failed: OnProblem,
-        on_closed: OnProblem,
-    ) -> pika.connection.Connection:
-        node.client_properties = {"connection_name": f"{self._name}-{role}"}
-        return self._io.connect(node, on_open, on_failed, on_closed)
-
-    def rotation(self, role: str) -> Rotation:
-        # Read from the first node, write to the second: one node lost costs one side.
-        return Rotation(self._nodes, 1 if role == "write" else 0)
-
-    def retry(
-        self, outage: Outage, reason: BaseException, connect: Callable[[], None], node: str
-    ) -> None:
-        outage.record()
-        if outage.since is None or self._too_long(outage.attempts, outage.since, reason, node):
-            return
-        # Every other node is tried at once; the back-off starts once all of them failed.
-        count = len(self._nodes)
-        rounds = (outage.attempts + count - 1) // count
-        delay = self._reconnect.delay(rounds) if outage.attempts % count == 0 else 0.0
-        self._io.timers.call_later(delay, connect)
-
-    def start_failed(self, error: TransportError) -> None:
-        self._start_error = error
 
     # --- on the I/O loop's thread ---------------------------------------------------------
 
@@ -291,25 +249,6 @@ class Broker:
                 item()
         self._publishing.flush()
 
-    def _too_long(self, attempts: int, since: float, reason: BaseException, node: str) -> bool:
-        where = node if len(self._nodes) == 1 else ", ".join(map(address_of, self._nodes))
-        if not self._started.is_set():
-            if attempts >= self._reconnect.startup_attempts * len(self._nodes):
-                self._start_error = TransportError(
-                    f"cannot connect to the broker at {where}: {describe(reason)}"
-                )
-                return True
-            return False
-        if time.monotonic() - since > self._reconnect.deadline:
-            self._give_up(
-                TransportError(
-                    f"the broker at {where} stayed unreachable for "
-                    f"{self._reconnect.deadline:g} s: {describe(reason)}"
-                )
-            )
-            return True
-        return False
-
     def _give_up(self, error: BaseException) -> None:
         if self._fatal is not None:
             return
@@ -321,7 +260,7 @@ class Broker:
             threading.Thread(target=self._on_fatal, args=(error,), daemon=True).start()
 
     def _close_now(self) -> None:
-        self._closing = True
+        self.link.closing = True
         if self._consumer is not None:
             self._consumer.close()
         self._publishing.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pika.exceptions
 
@@ -71,3 +72,14 @@ def describe(reason: BaseException) -> str:
     if isinstance(reason, refused):
         return "the broker refused the user name or password (check ELASTICIO_AMQP_URI)"
     return str(reason) or type(reason).__name__
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How the broker recovers: reconnecting lost connections, sending again publishes the
+    broker refused, and ``on_fatal``, called once if the broker stays unreachable past the
+    reconnect deadline."""
+
+    reconnect: Reconnect = field(default_factory=Reconnect)
+    publish_retry: PublishRetry = field(default_factory=PublishRetry)
+    on_fatal: Callable[[BaseException], None] | None = None
