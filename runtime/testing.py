@@ -25,10 +25,9 @@ from runtime.step.component import Component, component_root, load_component
 from runtime.step.context import HttpFactory
 from runtime.step.events import Event, as_message
 from runtime.step.executor import execute
-from runtime.step.http import session_factory
+from runtime.step.http import CredentialStores, session_factory
 from runtime.step.loader import load_step
 from runtime.step.run_state import Outcome, StepCall
-from runtime.step.service import CredentialStores
 
 __all__ = ["Event", "Outcome", "run_select", "run_step", "run_step_outcome", "run_verify"]
 
@@ -94,8 +93,7 @@ def run_step_outcome(
         as_message({} if msg is None else msg),
         cfg or {},
         snapshot or {},
-        http_factory=http_factory
-        or session_factory(loaded.credential_fields(), secrets=secrets_from_env(os.environ)),
+        http_factory=http_factory or session_factory(loaded.credential_fields(), stores=_stores()),
         step=name,
     )
     outcome = execute(call, collect, timeout=timeout)

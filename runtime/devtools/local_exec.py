@@ -23,7 +23,7 @@ from runtime.redact import SECRETS, redact
 from runtime.step.component import chosen_root, load_component
 from runtime.step.events import Event, as_message
 from runtime.step.executor import execute
-from runtime.step.http import session_factory
+from runtime.step.http import CredentialStores, session_factory
 from runtime.step.loader import load_step
 from runtime.step.run_state import StepCall
 
@@ -60,11 +60,15 @@ def run_exec(args: argparse.Namespace) -> int:
     elif args.credentials:
         raise ConfigError("--credentials needs --credential NAME to say which entry to use")
     if store is None:
-        http_factory = session_factory(sorted(fields), secrets=secrets_from_env(os.environ))
+        http_factory = session_factory(
+            sorted(fields), stores=CredentialStores(secrets=secrets_from_env(os.environ))
+        )
     else:
         # Other processes may use the same entry: refresh one at a time, from what is saved.
         http_factory = session_factory(
-            sorted(fields), fresh_cfg=_saved_entry(cfg, store, args.credential), lock=store.lock()
+            sorted(fields),
+            fresh_cfg=_saved_entry(cfg, store, args.credential),
+            stores=CredentialStores(lock=store.lock()),
         )
 
     def print_event(event: Event) -> None:

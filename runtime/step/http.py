@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -57,6 +58,18 @@ def cache_key(cfg: Mapping[str, Any], credentials: Credentials) -> str:
     return f"account:{account}" if account else credentials.identity()
 
 
+@dataclass(frozen=True)
+class CredentialStores:
+    """Where a service call's credential lives beside its ``cfg``: the lock its replicas
+    refresh under, and the platform's secrets API for a credential the platform holds."""
+
+    lock: CredentialLock = IN_PROCESS
+    secrets: SecretStore | None = None
+
+
+NO_STORES = CredentialStores()
+
+
 class Sessions:
     """Builds ``ctx.http`` for the steps of a component (a ``HttpFactory``).
 
@@ -67,12 +80,12 @@ class Sessions:
         pool: the connections of the async sessions (one event loop's).
         fresh_cfg: re-reads the step's configuration from its store (the platform, a
             credentials file), so a token another process rotated is found and used.
-        lock: serialises refreshes with the other processes sharing a credential.
+        stores: the lock that serialises refreshes with the other processes sharing a
+            credential, and the platform's secrets API for steps whose credential the
+            platform holds (``secretId`` in their cfg: runtime.auth.held).
         token_timeout: seconds one token refresh may take in all.
         keep: keep one sync session per credential and thread (a worker's runner threads);
             otherwise each message's session is closed when its step ends.
-        secrets: the platform's secrets API, for steps whose credential the platform holds
-            (``secretId`` in their cfg: runtime.auth.held).
     """
 
     def __init__(
@@ -83,19 +96,18 @@ class Sessions:
         adapter: HTTPAdapter | None = None,
         pool: HttpPool | None = None,
         fresh_cfg: Callable[[], Mapping[str, Any]] | None = None,
-        lock: CredentialLock = IN_PROCESS,
+        stores: CredentialStores = NO_STORES,
         token_timeout: float = TOKEN_TIMEOUT,
         keep: bool = False,
-        secrets: SecretStore | None = None,
     ) -> None:
         self._fields = tuple(credential_fields)
-        self._secrets = secrets
+        self._secrets = stores.secrets
         self._held: dict[str, tuple[HeldCredential, Credentials]] = {}
         self._cache = cache
         self._adapter = adapter
         self._pool = pool
         self._fresh_cfg = fresh_cfg
-        self._lock = lock
+        self._lock = stores.lock
         self._token_timeout = token_timeout
         self._keep = keep
         self._kept = threading.local()

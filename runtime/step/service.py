@@ -12,36 +12,21 @@ verifyCredentials.py that fails to load is an error, not a silent "verified".
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from runtime.auth.held import SecretStore
-from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.errors import ComponentError, InvalidInput
 from runtime.log import get_logger
 from runtime.step.bridge import run_to_end
 from runtime.step.component import Component
 from runtime.step.context import AsyncContext, Context, StepContext, close_async, release
 from runtime.step.events import Event
-from runtime.step.http import session_factory
+from runtime.step.http import NO_STORES, CredentialStores, session_factory
 from runtime.step.loader import load_module, load_step
 from runtime.step.results import is_awaited
 from runtime.step.run_state import is_async
 
 VERIFY_FILE = "verifyCredentials.py"
 OnKeys = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class CredentialStores:
-    """Where a service call's credential lives beside its ``cfg``: the lock its replicas
-    refresh under, and the platform's secrets API for a credential the platform holds."""
-
-    lock: CredentialLock = IN_PROCESS
-    secrets: SecretStore | None = None
-
-
-NO_STORES = CredentialStores()
 
 
 class ServiceEventError(InvalidInput):
@@ -69,9 +54,7 @@ def service_context(
         deliver=deliver,
         log=get_logger("component"),
         cfg=cfg,
-        http_factory=session_factory(
-            component.credential_fields(), lock=stores.lock, secrets=stores.secrets
-        ),
+        http_factory=session_factory(component.credential_fields(), stores=stores),
     )
 
 

@@ -14,7 +14,7 @@ from runtime.platform.object_storage import ObjectStorage
 from runtime.platform.secrets import PlatformSecrets
 from runtime.step.component import Component
 from runtime.step.event_loop import StepLoop
-from runtime.step.http import Sessions, session_factory
+from runtime.step.http import CredentialStores, Sessions, session_factory
 from runtime.step.loader import Step
 from runtime.step.run_state import is_async
 from runtime.step.runners import RunnerPool
@@ -112,8 +112,7 @@ def _sessions(
         ),
         pool=pool,
         fresh_cfg=fresh_cfg,
-        lock=lock,
+        stores=CredentialStores(lock, PlatformSecrets(api, settings.workspace_id)),
         token_timeout=settings.token_timeout,
         keep=True,
-        secrets=PlatformSecrets(api, settings.workspace_id),
     )

@@ -26,7 +26,8 @@ from runtime.platform.secrets import PlatformSecrets
 from runtime.platform.sessions import platform_session
 from runtime.redact import SECRETS
 from runtime.step.component import component_root, load_component
-from runtime.step.service import CredentialStores, get_meta_model, select_model, verify_credentials
+from runtime.step.http import CredentialStores
+from runtime.step.service import get_meta_model, select_model, verify_credentials
 
 METHODS = ("verifyCredentials", "getMetaModel", "selectModel")
 EXIT_OK, EXIT_ERROR_POSTED, EXIT_NOWHERE = 0, 1, 2
