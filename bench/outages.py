@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from runtime.auth import AuthorizedSession
+from runtime.auth.cache import CredentialCache
 from runtime.auth.redis_lock import RedisLock
-from runtime.auth.slots import CredentialCache
 from runtime.auth.token_client import TOKEN_TIMEOUT
 from runtime.auth.use import credential_use
 from runtime.platform import api as platform_api

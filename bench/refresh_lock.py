@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.auth import AuthorizedSession
+from runtime.auth.cache import CredentialCache
 from runtime.auth.lock_store import lock_from_url
 from runtime.auth.locks import CredentialLock
-from runtime.auth.slots import CredentialCache
 from runtime.auth.use import credential_use
 from runtime.devtools.demo.api import DemoApi
 from runtime.devtools.demo.tokens import ProviderSettings

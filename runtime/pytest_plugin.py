@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from runtime.auth.slots import CACHE
+from runtime.auth.cache import CACHE
 from runtime.testing import Event, run_step_outcome, run_verify
 
 

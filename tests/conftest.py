@@ -70,6 +70,6 @@ def demo_api():
 
 @pytest.fixture
 def auth_cache():
-    from runtime.auth.slots import CredentialCache
+    from runtime.auth.cache import CredentialCache
 
     return CredentialCache()

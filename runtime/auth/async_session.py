@@ -36,12 +36,13 @@ import runtime.auth.session_core as core
 from runtime import bounded
 from runtime.auth.aiohttp_io import MAX_BYTES, Body, HttpPool, pairs, read_all, tls, translated
 from runtime.auth.async_response import AsyncResponse
+from runtime.auth.cache import Refreshed, Slot, fingerprint
 from runtime.auth.credentials import Credentials
 from runtime.auth.environment import environment_proxy
 from runtime.auth.flow import Discard, Failed, Pause, Peek, Refresh, Send
 from runtime.auth.session_core import DEFAULT_TIMEOUT, Finished, SessionCore, advance
 from runtime.auth.signing import auth_headers, auth_query
-from runtime.auth.slots import OnKeys, Refreshed, Slot, fingerprint
+from runtime.auth.slots import OnKeys
 from runtime.auth.use import CredentialUse
 from runtime.network import AnswerTooSlow, host_of
 

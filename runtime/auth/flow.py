@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from runtime.auth.cache import Refreshed
 from runtime.auth.credentials import Credentials
 from runtime.auth.errors import BodyNotReplayable, InsufficientScope, ReauthRequired
 from runtime.auth.retry import (
@@ -31,7 +32,6 @@ from runtime.auth.retry import (
     RetryBudget,
     retry_after_seconds,
 )
-from runtime.auth.slots import Refreshed
 from runtime.errors import AuthError
 
 MAX_REFRESHES = 2

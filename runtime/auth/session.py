@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from runtime.auth.cache import Refreshed
 from runtime.auth.credentials import Credentials
 from runtime.auth.environment import ca_bundle, environment_proxies
 from runtime.auth.flow import Discard, Failed, Pause, Peek, Refresh, Send
@@ -37,7 +38,7 @@ from runtime.auth.session_core import (
     seekable,
 )
 from runtime.auth.signing import sign
-from runtime.auth.slots import OnKeys, Refreshed
+from runtime.auth.slots import OnKeys
 from runtime.auth.use import CredentialUse, leeway_seconds
 from runtime.deadlines import adapter as watched_adapter
 from runtime.deadlines import deadline

@@ -17,20 +17,12 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from runtime.auth.cache import CACHE, CredentialCache, Refreshed, Reload, Sharing, Slot
 from runtime.auth.credentials import Credentials
 from runtime.auth.errors import CredentialError
 from runtime.auth.flow import label
 from runtime.auth.locks import IN_PROCESS, CredentialLock
-from runtime.auth.slots import (
-    CACHE,
-    CredentialCache,
-    OnKeys,
-    Refreshed,
-    Reload,
-    Sharing,
-    Slot,
-    refresh_once,
-)
+from runtime.auth.slots import OnKeys, refresh_once
 from runtime.auth.token_client import TOKEN_TIMEOUT, request_token
 from runtime.deadlines import adapter as watched_adapter
 from runtime.errors import AuthError

@@ -23,12 +23,12 @@ import orjson
 from requests.adapters import HTTPAdapter
 
 from runtime.auth.async_session import AsyncAuthorizedSession, HttpPool
+from runtime.auth.cache import CACHE, CredentialCache
 from runtime.auth.credentials import Credentials
 from runtime.auth.errors import CredentialError
 from runtime.auth.held import HeldCredential, SecretStore, secret_id_of
 from runtime.auth.locks import IN_PROCESS, CredentialLock
 from runtime.auth.session import AuthorizedSession
-from runtime.auth.slots import CACHE, CredentialCache
 from runtime.auth.token_client import TOKEN_TIMEOUT
 from runtime.auth.use import CredentialUse, credential_use
 from runtime.log import get_logger

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.auth.cache import fingerprint
 from runtime.auth.credentials import Credentials
 from runtime.auth.errors import CredentialError, KeysConflict
-from runtime.auth.slots import fingerprint
 from runtime.log import get_logger
 
 Save = Callable[[str, dict[str, Any], str | None], None]

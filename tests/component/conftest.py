@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.auth.slots import CACHE
+from runtime.auth.cache import CACHE
 from runtime.devtools.localplatform.object_store import ObjectStore
 from tests.component.rest_servers import STORE_TOKEN
 

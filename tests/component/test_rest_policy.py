@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from runtime.auth.slots import CACHE
+from runtime.auth.cache import CACHE
 from runtime.testing import run_step
 from tests.component.rest_servers import answers
 from tests.helpers import ROOT, demo_oauth

@@ -98,7 +98,7 @@ def test_a_hundred_rotations_in_a_row_never_reuse_a_refresh_token(demo_api, auth
 def test_two_processes_sharing_a_rotating_credential_never_surface_invalid_grant(
     demo_api, tmp_path
 ):
-    from runtime.auth.slots import CredentialCache
+    from runtime.auth.cache import CredentialCache
 
     store = CredentialsFile(tmp_path / "credentials.json")
     store.path.write_text(json.dumps({"demo": credential(demo_api)}))

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from runtime.auth import AuthorizedSession, CredentialLockUnavailable
+from runtime.auth.cache import CredentialCache
 from runtime.auth.redis_lock import RedisLock
-from runtime.auth.slots import CredentialCache
 from runtime.auth.use import credential_use
 from runtime.devtools.demo.api import DemoApi
 from runtime.devtools.demo.tokens import ProviderSettings

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from runtime.auth.slots import CACHE
+from runtime.auth.cache import CACHE
 from tests.helpers import FIXTURES, ROOT, SAMPLE, demo_oauth, run_cli
 
 

@@ -20,7 +20,7 @@ from runtime.auth import (
     ReauthRequired,
     TokenEndpointUnavailable,
 )
-from runtime.auth.slots import CredentialCache
+from runtime.auth.cache import CredentialCache
 from runtime.auth.use import credential_use
 
 API = "https://api.example.com"

@@ -14,11 +14,12 @@ import requests
 import responses
 
 from runtime.auth import AuthorizedSession, CredentialLockUnavailable, KeysConflict, ReauthRequired
+from runtime.auth.cache import CredentialCache, Sharing, Slot, fingerprint
 from runtime.auth.credentials import Credentials, KeysUpdate, keys_version
 from runtime.auth.file_lock import FileLock
 from runtime.auth.lock_store import lock_from_url
 from runtime.auth.locks import IN_PROCESS, SharedKeys
-from runtime.auth.slots import CredentialCache, Sharing, Slot, fingerprint, refresh_once
+from runtime.auth.slots import refresh_once
 from runtime.auth.use import credential_use
 from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.demo.tokens import GrantRefused, ProviderSettings, TokenBook

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from runtime.auth import AuthorizedSession
-from runtime.auth.slots import CredentialCache
+from runtime.auth.cache import CredentialCache
 from runtime.auth.use import credential_use
 from tests.local_http import Handler, serving
 
