@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime.devtools.localplatform import topology
-from runtime.devtools.localplatform.graph import GraphFlow, load_graph
+from runtime.devtools.localplatform.graph import GraphFlow
+from runtime.devtools.localplatform.graph_files import load_graph
 from runtime.devtools.localplatform.messaging import cipher_for
 from runtime.worker.amqp import AdminClient
 from runtime.worker.transport import Properties

@@ -142,8 +142,7 @@ class AsyncAuthorizedSession(SessionCore):
         body = Body(data, json)
         attempt = _Attempt(
             verb=verb,
-            url=target,
-            query=params,
+            url=with_query(target, pairs(params)),
             headers=dict(headers or {}),
             body=body,
             seconds=self._timeout if timeout is None else timeout,
@@ -216,9 +215,7 @@ class AsyncAuthorizedSession(SessionCore):
         url = attempt.url
         parts = urlsplit(url)
         headers = {**attempt.headers, **auth_headers(credentials)}
-        query = pairs(attempt.query) + list(auth_query(credentials).items())
-        if query:
-            url = f"{url}{'&' if parts.query else '?'}{urlencode(query)}"
+        url = with_query(url, list(auth_query(credentials).items()))
         data = attempt.body.payload(headers)
         proxy = environment_proxy(parts.scheme, parts.netloc)
         try:
@@ -251,7 +248,7 @@ class _Attempt:
 
     verb: str
     url: str
-    query: Any
+    """With the caller's query parameters; each attempt adds the credential's."""
     headers: dict[str, str]
     body: Body
     seconds: float
@@ -270,3 +267,9 @@ def _flight(slot: Slot) -> asyncio.Lock:
     if lock is None:
         lock = flights[slot] = asyncio.Lock()
     return lock
+
+
+def with_query(url: str, query: list[tuple[str, str]]) -> str:
+    if not query:
+        return url
+    return f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(query)}"

@@ -27,25 +27,24 @@ that says so, rather than print something else.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import arrow
-from dateutil import tz  # type: ignore[import-untyped]
 from jsonata import Jsonata  # type: ignore[import-untyped]
 
-from runtime.errors import InvalidInput
+from runtime.mapping.moment_format import MomentError, formatted
+from runtime.mapping.moment_parse import (
+    from_parts,
+    iso_or_rfc2822,
+    local_zone,
+    with_pattern,
+)
 
 INVALID = "Invalid date"
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
-_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _UNITS = {
     "y": "year", "year": "year", "years": "year",
     "Q": "quarter", "quarter": "quarter", "quarters": "quarter",
@@ -59,19 +58,7 @@ _UNITS = {
     "s": "second", "second": "second", "seconds": "second",
     "ms": "millisecond", "millisecond": "millisecond", "milliseconds": "millisecond",
 }  # fmt: skip
-_TOKENS = re.compile(
-    r"\[[^\]]*\]|YYYYYY|YYYY|YY|Y|Qo|Q|MMMM|MMM|Mo|MM|M|DDDD|DDDo|DDD|Do|DD|D|dddd|ddd|do|dd"
-    r"|d|E|e|WW|Wo|W|ww|wo|w|GGGG|GG|gggg|gg|HH|H|hh|h|kk|k|mm|m|ss|s|S{1,9}|A|a|ZZ|Z|X|x"
-    r"|LTS|LT|LLLL|LLL|LL|L|llll|lll|ll|l"
-)
-_UNSUPPORTED = re.compile(r"^(ww|wo|w|gggg|gg|e|LTS|LT|LLLL|LLL|LL|L|llll|lll|ll|l)$")
-_PARSE_LENIENT = {"MM": "M", "DD": "D", "HH": "H", "hh": "h", "mm": "m", "ss": "s"}
 _MOMENT_KEY = "__moment__"
-_PARSER = arrow.parser.DateTimeParser()
-
-
-class MomentError(InvalidInput):
-    """A ``$moment()`` call the step cannot run as written."""
 
 
 class Moment:
@@ -100,7 +87,7 @@ class Moment:
             return INVALID
         if pattern is None:
             pattern = "YYYY-MM-DDTHH:mm:ss[Z]" if self.utc_mode else "YYYY-MM-DDTHH:mm:ssZ"
-        return _TOKENS.sub(lambda match: _render(match.group(0), at), pattern)
+        return formatted(at, pattern)
 
     def iso(self) -> str | None:
         if self.at is None:
@@ -176,7 +163,7 @@ class Moment:
         return Moment(self.at.astimezone(UTC) if self.at else None, utc_mode=True)
 
     def in_local(self) -> Moment:
-        return Moment(self.at.astimezone(_local()) if self.at else None)
+        return Moment(self.at.astimezone(local_zone()) if self.at else None)
 
     def with_offset(self, offset: Any) -> Moment:
         if self.at is None:
@@ -309,7 +296,7 @@ def to_moment(value: Any) -> Moment:
 def parse(value: Any = None, pattern: Any = None, *_more: Any) -> Moment:
     """What ``moment(value, pattern)`` gives."""
     if value is None:
-        return Moment(datetime.now(_local()))
+        return Moment(datetime.now(local_zone()))
     if isinstance(value, dict) and isinstance(value.get(_MOMENT_KEY), Moment):
         known: Moment = value[_MOMENT_KEY]
         return Moment(known.at, utc_mode=known.utc_mode)
@@ -318,28 +305,22 @@ def parse(value: Any = None, pattern: Any = None, *_more: Any) -> Moment:
     if isinstance(value, int | float):
         if math.isnan(value) or math.isinf(value):
             return Moment(None)
-        return Moment(datetime.fromtimestamp(value / 1000, _local()))
+        return Moment(datetime.fromtimestamp(value / 1000, local_zone()))
     if isinstance(value, list):
-        return _from_parts(value)
+        return Moment(from_parts(value))
     if not isinstance(value, str):
         return Moment(None)
     if pattern is not None:
         patterns = pattern if isinstance(pattern, list) else [pattern]
         for each in patterns:
-            found = _with_pattern(value, str(each))
+            found = with_pattern(value, str(each))
             if found is not None:
                 return Moment(found)
         return Moment(None)
-    return Moment(_iso_or_rfc2822(value.strip()))
+    return Moment(iso_or_rfc2822(value.strip()))
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _local() -> tzinfo:
-    """The system's zone with its rules (summer time included), as Moment's local time."""
-    zone: tzinfo = tz.tzlocal()
-    return zone
 
 
 def _unit(unit: Any) -> str:
@@ -374,42 +355,6 @@ def _offset_minutes(offset: Any) -> int:
     return int(number * 60 if -16 < number < 16 else number)
 
 
-def _from_parts(parts: Sequence[Any]) -> Moment:
-    numbers = [int(p) for p in parts[:7]] + [0] * (7 - min(len(parts), 7))
-    year, month0, day = numbers[0], numbers[1], numbers[2] or 1
-    try:
-        at = datetime(year, month0 + 1, day, numbers[3], numbers[4], numbers[5], numbers[6] * 1000)
-    except (ValueError, OverflowError):
-        return Moment(None)
-    return Moment(at.replace(tzinfo=_local()))
-
-
-def _with_pattern(value: str, pattern: str) -> datetime | None:
-    lenient = re.sub(r"MM|DD|HH|hh|mm|ss", lambda m: _PARSE_LENIENT[m.group(0)], pattern)
-    try:
-        return _in_local(_PARSER.parse(value, lenient))
-    except (arrow.parser.ParserError, ValueError, TypeError):
-        return None
-
-
-def _iso_or_rfc2822(text: str) -> datetime | None:
-    try:
-        return _in_local(_PARSER.parse_iso(text))
-    except (arrow.parser.ParserError, ValueError, TypeError):
-        pass
-    try:
-        return _in_local(email.utils.parsedate_to_datetime(text))
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _in_local(at: datetime) -> datetime:
-    """A time without an offset is local; one with an offset is shown in local time."""
-    if at.tzinfo is None:
-        return at.replace(tzinfo=_local())
-    return at.astimezone(_local())
-
-
 def _month_diff(a: Moment, b: Moment) -> float:
     """Moment's monthDiff(a, b): whole months between, plus the fraction of the month the
     rest is of (negative when b is earlier)."""
@@ -428,80 +373,3 @@ def _month_diff(a: Moment, b: Moment) -> float:
         anchor2 = a.shifted(whole + 1, "months").millis() or 0
         adjust = (later - anchor) / (anchor2 - anchor)
     return -(whole + adjust) or 0.0
-
-
-def _ordinal(number: int) -> str:
-    if 11 <= number % 100 <= 13:
-        return f"{number}th"
-    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"
-
-
-def _offset(at: datetime, colon: bool) -> str:
-    total = int((at.utcoffset() or timedelta(0)).total_seconds() // 60)
-    sign = "-" if total < 0 else "+"
-    hours, minutes = divmod(abs(total), 60)
-    return f"{sign}{hours:02d}{':' if colon else ''}{minutes:02d}"
-
-
-def _render(token: str, at: datetime) -> str:
-    if token.startswith("["):
-        return token[1:-1]
-    if _UNSUPPORTED.match(token):
-        raise MomentError(
-            f"$moment().format(): the token {token!r} depends on a locale, which this "
-            "runtime does not have; use W (ISO week), GGGG (ISO week year) or explicit tokens"
-        )
-    if token.startswith("S"):
-        return f"{at.microsecond:06d}{'0' * 3}"[: len(token)]
-    iso_year, iso_week, iso_day = at.isocalendar()
-    weekday = (at.weekday() + 1) % 7
-    quarter = (at.month - 1) // 3 + 1
-    day_of_year = at.timetuple().tm_yday
-    hour12 = at.hour % 12 or 12
-    table: dict[str, Callable[[], str]] = {
-        "YYYYYY": lambda: f"{'+' if at.year >= 0 else '-'}{abs(at.year):06d}",
-        "YYYY": lambda: f"{at.year:04d}",
-        "YY": lambda: f"{at.year % 100:02d}",
-        "Y": lambda: str(at.year),
-        "Q": lambda: str(quarter),
-        "Qo": lambda: _ordinal(quarter),
-        "M": lambda: str(at.month),
-        "Mo": lambda: _ordinal(at.month),
-        "MM": lambda: f"{at.month:02d}",
-        "MMM": lambda: _MONTHS[at.month - 1][:3],
-        "MMMM": lambda: _MONTHS[at.month - 1],
-        "D": lambda: str(at.day),
-        "Do": lambda: _ordinal(at.day),
-        "DD": lambda: f"{at.day:02d}",
-        "DDD": lambda: str(day_of_year),
-        "DDDo": lambda: _ordinal(day_of_year),
-        "DDDD": lambda: f"{day_of_year:03d}",
-        "d": lambda: str(weekday),
-        "do": lambda: _ordinal(weekday),
-        "dd": lambda: _DAYS[weekday][:2],
-        "ddd": lambda: _DAYS[weekday][:3],
-        "dddd": lambda: _DAYS[weekday],
-        "E": lambda: str(iso_day),
-        "W": lambda: str(iso_week),
-        "Wo": lambda: _ordinal(iso_week),
-        "WW": lambda: f"{iso_week:02d}",
-        "GGGG": lambda: f"{iso_year:04d}",
-        "GG": lambda: f"{iso_year % 100:02d}",
-        "H": lambda: str(at.hour),
-        "HH": lambda: f"{at.hour:02d}",
-        "h": lambda: str(hour12),
-        "hh": lambda: f"{hour12:02d}",
-        "k": lambda: str(at.hour or 24),
-        "kk": lambda: f"{at.hour or 24:02d}",
-        "m": lambda: str(at.minute),
-        "mm": lambda: f"{at.minute:02d}",
-        "s": lambda: str(at.second),
-        "ss": lambda: f"{at.second:02d}",
-        "A": lambda: "AM" if at.hour < 12 else "PM",
-        "a": lambda: "am" if at.hour < 12 else "pm",
-        "Z": lambda: _offset(at, colon=True),
-        "ZZ": lambda: _offset(at, colon=False),
-        "X": lambda: str(math.floor(at.timestamp())),
-        "x": lambda: str(math.floor(at.timestamp() * 1000 + 0.5)),
-    }
-    return table[token]()

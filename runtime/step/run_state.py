@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from structlog.typing import FilteringBoundLogger
-
 from runtime.errors import StepError
 from runtime.step.context import Deliver, HttpFactory, StepContext, cancel
 from runtime.step.events import Event, Message, error_payload
@@ -66,9 +64,8 @@ class StepCall:
     message: Message
     cfg: Mapping[str, Any]
     snapshot: Mapping[str, Any]
-    log: FilteringBoundLogger | None = None
     log_fields: Mapping[str, Any] | None = None
-    """What ``ctx.log`` is bound to, when no ``log`` is given (it is made on first use)."""
+    """What ``ctx.log`` is bound to (it is made on first use)."""
     http_factory: HttpFactory | None = None
     flow_variables: Mapping[str, Any] | None = None
     step: str = ""
@@ -81,7 +78,6 @@ class StepCall:
         """The step's ``ctx`` (a ``Context``, or an ``AsyncContext``) for this call."""
         return kind(
             deliver=deliver,
-            log=self.log,
             log_fields=self.log_fields,
             cfg=self.cfg,
             http_factory=self.http_factory,

@@ -100,7 +100,7 @@ def test_the_server_side_since_filter_is_used_when_configured(demo_api):
 def test_a_refresh_in_the_middle_of_a_poll_saves_keys_once_and_loses_no_page(demo_api):
     cfg = {**credential(demo_api), "path": "/records", "cursorField": "id", **STYLES["offset"]}
     pages_seen = []
-    from runtime.devtools.demo import api as demo_module
+    from runtime.devtools.demo import routes as demo_module
 
     real = demo_module._paginate
 

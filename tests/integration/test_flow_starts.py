@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from runtime.devtools.localplatform import topology
-from runtime.devtools.localplatform.graph import load_graph
+from runtime.devtools.localplatform.graph_files import load_graph
 from runtime.devtools.localplatform.webhooks import reply_queue
 from runtime.worker.amqp import AdminClient
 from tests.helpers import FIXTURES, run_cli, wait_for

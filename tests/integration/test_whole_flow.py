@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from runtime.devtools.localplatform import messaging, topology
-from runtime.devtools.localplatform.graph import load_graph
+from runtime.devtools.localplatform.graph_files import load_graph
 from runtime.worker.amqp import AdminClient
 from tests.helpers import FIXTURES, ROOT, run_cli, wait_for
 

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from runtime.devtools.localplatform.graph import load_graph
+from runtime.devtools.localplatform.graph_files import load_graph
 from runtime.worker.settings import REQUIRED_ALWAYS, REQUIRED_FOR_MESSAGES, Settings
 from tests.helpers import ROOT
 

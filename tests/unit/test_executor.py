@@ -242,8 +242,8 @@ def test_async_generators_stream_data():
 
 def test_ctx_log_is_bound_to_the_message_ids():
     with structlog.testing.capture_logs() as logs:
-        log = structlog.get_logger().bind(messageId="m-1", threadId="t-1")
-        run(lambda ctx, msg, cfg, snap: ctx.log.info("working", n=1), log=log)
+        fields = {"messageId": "m-1", "threadId": "t-1"}
+        run(lambda ctx, msg, cfg, snap: ctx.log.info("working", n=1), log_fields=fields)
     [entry] = [e for e in logs if e["event"] == "working"]
     assert entry["messageId"] == "m-1"
     assert entry["threadId"] == "t-1"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runtime.devtools.localplatform.graph import check, load_graph, parse_graph
+from runtime.devtools.localplatform.graph_files import check, load_graph, parse_graph
 from runtime.devtools.localplatform.router import Mapper
 from runtime.errors import ConfigError
 from runtime.mapping.jsonata import ExpressionError

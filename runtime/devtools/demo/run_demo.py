@@ -34,7 +34,8 @@ from runtime.devtools.demo.scenario import complete, drive, wait_until
 from runtime.devtools.demo.signin import sign_in
 from runtime.devtools.demo.tokens import ProviderSettings
 from runtime.devtools.localplatform import topology
-from runtime.devtools.localplatform.graph import GraphFlow, load_graph
+from runtime.devtools.localplatform.graph import GraphFlow
+from runtime.devtools.localplatform.graph_files import load_graph
 from runtime.devtools.localplatform.running import FlowRunner
 from runtime.devtools.localplatform.webhooks import reply_queue
 from runtime.worker.amqp import AdminClient, broker_reachable

@@ -56,17 +56,17 @@ class _RefreshToken:
 @dataclass
 class TokenBook:
     settings: ProviderSettings = field(default_factory=ProviderSettings)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _access: dict[str, tuple[float, int]] = field(default_factory=dict)
-    _refresh: dict[str, _RefreshToken] = field(default_factory=dict)
-    _codes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    _revoked: set[int] = field(default_factory=set)
-    _grants: int = 0
-    _expired_seen: set[str] = field(default_factory=set)
-    token_calls: int = 0
-    grants: dict[str, int] = field(default_factory=dict)
-    reused_refresh_tokens: int = 0
-    invalid_grants: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _access: dict[str, tuple[float, int]] = field(default_factory=dict, init=False)
+    _refresh: dict[str, _RefreshToken] = field(default_factory=dict, init=False)
+    _codes: dict[str, tuple[str, str | None]] = field(default_factory=dict, init=False)
+    _revoked: set[int] = field(default_factory=set, init=False)
+    _grants: int = field(default=0, init=False)
+    _expired_seen: set[str] = field(default_factory=set, init=False)
+    token_calls: int = field(default=0, init=False)
+    grants: dict[str, int] = field(default_factory=dict, init=False)
+    reused_refresh_tokens: int = field(default=0, init=False)
+    invalid_grants: int = field(default=0, init=False)
 
     def issue_refresh_token(self, grant: int | None = None, access: str = "") -> str:
         token = "rt-" + secrets.token_urlsafe(16)

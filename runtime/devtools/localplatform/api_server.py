@@ -40,18 +40,18 @@ raise an exception with a ``status`` (what the API answers)."""
 class ApiState:
     username: str
     password: str
-    steps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    hooks: dict[str, Any] = field(default_factory=dict)
-    calls: list[tuple[str, str]] = field(default_factory=list)
+    steps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, init=False)
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    hooks: dict[str, Any] = field(default_factory=dict, init=False)
+    calls: list[tuple[str, str]] = field(default_factory=list, init=False)
     on_keys: OnKeys | None = None
-    secrets: Secrets | None = None
-    fail_accounts: bool = False
-    account_gate: threading.Event | None = None
+    secrets: Secrets | None = field(default=None, init=False)
+    fail_accounts: bool = field(default=False, init=False)
+    account_gate: threading.Event | None = field(default=None, init=False)
     """For tests: an account save arriving while this is set waits for the event, then
     fails with 503 without saving anything (as if the caller died before its save)."""
-    accounts_waiting: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    accounts_waiting: int = field(default=0, init=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def step_data(self, flow_id: str, step_id: str) -> dict[str, Any] | None:
         with self.lock:

@@ -17,7 +17,8 @@ from runtime.devtools.credentials_file import CredentialsFile
 from runtime.devtools.jsonfiles import read_json_object
 from runtime.devtools.localplatform import messaging
 from runtime.devtools.localplatform.flow import FlowSpec, load_flow
-from runtime.devtools.localplatform.graph import GraphFlow, is_graph_file, load_graph
+from runtime.devtools.localplatform.graph import GraphFlow
+from runtime.devtools.localplatform.graph_files import is_graph_file, load_graph
 from runtime.devtools.localplatform.running import FlowRunner
 from runtime.devtools.localplatform.schedule import tick
 from runtime.devtools.stopping import stops_on_signals

@@ -29,7 +29,8 @@ import uuid
 from typing import Any
 
 from runtime.devtools.localplatform.flow import FlowSpec
-from runtime.devtools.localplatform.graph import Edge, GraphFlow, mapper_expressions
+from runtime.devtools.localplatform.graph import Edge, GraphFlow
+from runtime.devtools.localplatform.graph_files import mapper_expressions
 from runtime.devtools.localplatform.messaging import cipher_for
 from runtime.devtools.localplatform.topology import platform_queue
 from runtime.log import get_logger

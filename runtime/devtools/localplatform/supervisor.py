@@ -59,10 +59,10 @@ class Replica:
     command: list[str]
     cwd: Path
     env: dict[str, str]
-    process: subprocess.Popen[str] | None = None
-    restarts: int = 0
-    started_at: float = 0.0
-    pump: threading.Thread | None = field(default=None, repr=False)
+    process: subprocess.Popen[str] | None = field(default=None, init=False)
+    restarts: int = field(default=0, init=False)
+    started_at: float = field(default=0.0, init=False)
+    pump: threading.Thread | None = field(default=None, repr=False, init=False)
 
     @property
     def label(self) -> str:

@@ -14,7 +14,7 @@ import collections
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pika
 import pika.channel
@@ -43,9 +43,9 @@ class Pending:
     mandatory: bool
     confirmation: Confirmation
     deadline: float
-    returned: str | None = None
+    returned: str | None = field(default=None, init=False)
     attempts: int = 0
-    sent_at: float = 0.0
+    sent_at: float = field(default=0.0, init=False)
 
 
 class Publishing(Side):
