@@ -39,19 +39,19 @@ class OutOfBounds(ValueError):
 
 
 class TooLarge(OutOfBounds):
-    pass
+    """More bytes than the bound allows (a body, an answer, a file)."""
 
 
 class TooDeep(OutOfBounds):
-    pass
+    """JSON nested deeper than ``MAX_DEPTH``."""
 
 
 class TooSlow(OutOfBounds):
-    pass
+    """A body that did not arrive whole within its time (or broke off on the way)."""
 
 
 class NotJson(OutOfBounds):
-    pass
+    """Text that should have been JSON and is not."""
 
 
 def loads(data: bytes | str, *, what: str, limit: int | None = None) -> Any:

@@ -32,6 +32,8 @@ class DeliveryFailed(StepError):
 
 
 class StepTimedOut(StepError):
+    """The step ran past its time limit; said in the run's last ``error`` event."""
+
     def __init__(self, step: str, timeout: float | None) -> None:
         super().__init__(
             f"step {step or 'process'!r} ran longer than {timeout or 0:g} s and was stopped; "

@@ -53,11 +53,15 @@ _log = get_logger(__name__)
 
 
 class OutgoingTooLarge(StepError):
+    """A message the step emitted is larger than the platform takes (the sailor's text)."""
+
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"Outgoing message size {size} exceeds limit of {limit}.")
 
 
 class NoReplyTo(StepError):
+    """``httpReply`` from a step whose message came with nowhere to reply to."""
+
     def __init__(self) -> None:
         super().__init__(
             "Component emitted 'httpReply' event but 'reply_to' was not found in AMQP headers"

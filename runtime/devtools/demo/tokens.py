@@ -39,6 +39,9 @@ class ProviderSettings:
 
 
 class GrantRefused(Exception):
+    """The demo provider refuses a token request (``error`` is the OAuth2 error code the
+    answer carries, ``status`` its HTTP status)."""
+
     def __init__(self, error: str, status: int = 400) -> None:
         super().__init__(error)
         self.error = error
