@@ -22,9 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "runtime.auth": set(),
     # JSONata with the platform's extensions: knows nothing but the shared modules
     "runtime.mapping": set(),
-    # the component contract knows nothing of AMQP or of the platform's HTTP API
     # the platform's HTTP API (its secrets, object storage) stands below steps
     "runtime.platform": {"runtime.auth"},
+    # the component contract knows nothing of AMQP or of the worker
     "runtime.step": {"runtime.auth", "runtime.platform"},
     # the AMQP side knows nothing of auth, steps or the platform: only plain deliveries
     "runtime.worker.amqp": {"runtime.worker.transport"},

@@ -27,7 +27,7 @@ from runtime.worker.amqp.addresses import parameters_of
 from runtime.worker.amqp.connector import Connector
 from runtime.worker.amqp.consumer import Consumer, OnDelivery
 from runtime.worker.amqp.frames import install_send_patch
-from runtime.worker.amqp.heartbeats import HeartbeatGuard
+from runtime.worker.amqp.heartbeats import HeartbeatGuard, missing_pika_privates
 from runtime.worker.amqp.io import Io, OwnThread
 from runtime.worker.amqp.policy import Recovery
 from runtime.worker.amqp.publishing import Pending, Publishing
@@ -64,7 +64,7 @@ class Broker:
         recovery: Recovery | None = None,
         io: Io | None = None,
     ) -> None:
-        guarded = install_send_patch()
+        guarded = install_send_patch() and not _guard_cannot_run()
         recovery = recovery or Recovery()
         self._on_fatal = recovery.on_fatal
         self._io: Io = io or OwnThread(self._crashed)
@@ -272,3 +272,10 @@ class Broker:
             self._io.timers.call_later(0.05, self._stop_when_closed)
         else:
             self._closed.set()
+
+
+def _guard_cannot_run() -> bool:
+    missing = missing_pika_privates()
+    if missing:
+        _log.warning("heartbeat_guard_off", pika=pika.__version__, missing=missing)
+    return bool(missing)

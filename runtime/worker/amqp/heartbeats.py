@@ -12,6 +12,11 @@ and confirms wait in the socket until the loop turns again, and are then handled
 
 Over TLS the frame cannot be slipped in beside the TLS session's own writes, so the guard
 leaves those connections alone and says so once.
+
+pika offers no public way to write to a connection from another thread while its loop is
+blocked, so the guard reads and keeps the private names in ``PIKA_PRIVATES``; a broker runs
+without it (and says so) on a pika that lacks any of them. docs/heartbeat-guard.md says why
+and which test fails first when pika changes them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,38 @@ FINISH_WITHIN = 5.0
 """Seconds to finish a heartbeat frame the kernel took only part of."""
 
 _log = get_logger(__name__)
+
+PIKA_PRIVATES = (
+    "BaseConnection._transport",
+    "_AsyncPlaintextTransport._STATE_ACTIVE",
+    "_AsyncPlaintextTransport._state",
+    "_AsyncPlaintextTransport._sock",
+    "_AsyncPlaintextTransport._tx_buffers",
+    "_AsyncPlaintextTransport._tx_buffered_byte_count",
+)
+"""Every private name of pika the guard reads or changes (with frames.py's send patch)."""
+
+
+def missing_pika_privates() -> list[str]:
+    """Those of ``PIKA_PRIVATES`` this pika does not have (set or read where expected)."""
+    from pika.adapters import base_connection
+
+    plaintext = getattr(io_services_utils, "_AsyncPlaintextTransport", None)
+    if plaintext is None:
+        return list(PIKA_PRIVATES)
+    used_by_pika = {
+        *_names(base_connection.BaseConnection.__init__),
+        *_names(getattr(plaintext, "_produce", None)),
+        *_names(getattr(plaintext, "_buffer_tx_data", None)),
+        *(name for name in dir(plaintext) if name.startswith("_")),
+    }
+    return [name for name in PIKA_PRIVATES if name.split(".")[1] not in used_by_pika]
+
+
+def _names(function: object) -> tuple[str, ...]:
+    """The attribute and global names a function's code uses (none for a non-function)."""
+    code = getattr(function, "__code__", None)
+    return tuple(code.co_names) if code is not None else ()
 
 
 class HeartbeatGuard:
