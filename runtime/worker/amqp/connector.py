@@ -1,7 +1,7 @@
 """What the two sides of the broker (consuming, publishing) are given: the timers of the
 loop they run on, a way to open a connection named after their role, where in the list of
-nodes each starts, and the reconnect decision with its deadline (runtime.worker.amqp.link
-says the contract; ``Broker`` is the public face that owns one)."""
+nodes each starts, and the reconnect decision with its deadline (``Broker`` is the public
+face that owns one; its sides are runtime.worker.amqp.link's ``Side``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from runtime.worker.amqp.policy import Outage, Reconnect, describe
 
 
 class Connector:
-    """The broker's side that its connections see (a ``Link``).
+    """The broker as its two connections see it.
 
     Args:
         nodes: the cluster's nodes, in the order given.

@@ -19,8 +19,9 @@ import pika.spec
 from runtime import metrics
 from runtime.errors import TransportError
 from runtime.log import get_logger
+from runtime.worker.amqp.connector import Connector
 from runtime.worker.amqp.convert import from_pika
-from runtime.worker.amqp.link import Link, Side
+from runtime.worker.amqp.link import Side
 from runtime.worker.amqp.policy import is_not_found
 from runtime.worker.transport import Delivery, Settlement
 
@@ -36,7 +37,7 @@ class Consumer(Side):
     role = "read"
 
     def __init__(
-        self, link: Link, *, queue: str, prefetch: int, on_delivery: OnDelivery | None
+        self, link: Connector, *, queue: str, prefetch: int, on_delivery: OnDelivery | None
     ) -> None:
         super().__init__(link)
         self._queue = queue

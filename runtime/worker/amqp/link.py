@@ -1,60 +1,17 @@
-"""What each side of the broker (consuming, publishing) needs of the broker that owns them:
-the timers of the loop they run on, a way to open their connection, and the reconnect
-decision."""
+"""One side of the broker (consuming or publishing): its connection, opened through the
+broker's ``Connector``, reopened after a loss on the next node, and closed."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Protocol
 
 import pika.connection
 
 from runtime import metrics
-from runtime.errors import TransportError
 from runtime.log import get_logger
-from runtime.worker.amqp.addresses import Rotation, where
-from runtime.worker.amqp.io import OnOpen, OnProblem, Timers
+from runtime.worker.amqp.addresses import where
+from runtime.worker.amqp.connector import Connector
 from runtime.worker.amqp.policy import Outage
 
 _log = get_logger(__name__)
-
-
-class Link(Protocol):
-    @property
-    def loop(self) -> Timers:
-        """The I/O loop every callback of the connection runs on."""
-        ...
-
-    @property
-    def closing(self) -> bool:
-        """True once the broker is being closed: lost connections are not reopened."""
-        ...
-
-    def open(
-        self,
-        role: str,
-        node: pika.connection.Parameters,
-        on_open: OnOpen,
-        on_failed: OnProblem,
-        on_closed: OnProblem,
-    ) -> pika.connection.Connection:
-        """Open a connection named after ``role`` to ``node``, on the broker's loop."""
-        ...
-
-    def rotation(self, role: str) -> Rotation:
-        """Where ``role``'s connection starts in the list of nodes."""
-        ...
-
-    def retry(
-        self, outage: Outage, reason: BaseException, connect: Callable[[], None], node: str
-    ) -> None:
-        """Call ``connect`` again after a back-off, unless the outage lasted too long
-        (``node`` is the one that failed, for the message)."""
-        ...
-
-    def start_failed(self, error: TransportError) -> None:
-        """Starting cannot succeed (a missing queue): the waiting caller raises ``error``."""
-        ...
 
 
 class Side:
@@ -62,7 +19,7 @@ class Side:
 
     role = ""
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Connector) -> None:
         self._link = link
         self._nodes = link.rotation(self.role)
         self._connection: pika.connection.Connection | None = None

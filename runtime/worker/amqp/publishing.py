@@ -26,8 +26,9 @@ import pika.spec
 from runtime import metrics
 from runtime.errors import TransportError
 from runtime.log import get_logger
+from runtime.worker.amqp.connector import Connector
 from runtime.worker.amqp.convert import to_pika
-from runtime.worker.amqp.link import Link, Side
+from runtime.worker.amqp.link import Side
 from runtime.worker.amqp.policy import PublishRetry
 from runtime.worker.transport import Confirmation, Properties, UnroutableError
 
@@ -53,7 +54,7 @@ class Publishing(Side):
 
     role = "write"
 
-    def __init__(self, link: Link, retry: PublishRetry) -> None:
+    def __init__(self, link: Connector, retry: PublishRetry) -> None:
         super().__init__(link)
         self._retry = retry
         self._channel: pika.channel.Channel | None = None
