@@ -80,10 +80,10 @@ def assemble_worker(
     parts = StepParts(settings, step, state, cipher, routes, bodies, sessions)
     runners = RunnerPool("message")
     prep, completion = Preparation(parts, ledger), Completion(ledger, runners)
-    path: SyncPath | tuple[AsyncPath, StepLoop] = (
-        (AsyncPath(settings, prep, completion), steps_loop)
+    path: SyncPath | AsyncPath = (
+        AsyncPath(settings, prep, completion, steps_loop)
         if asynchronous and steps_loop is not None
-        else SyncPath(settings, prep, completion)
+        else SyncPath(settings, prep, completion, runners)
     )
     return Worker(ledger=ledger, path=path, keys=keys, runners=runners, http_pool=http_pool)
 

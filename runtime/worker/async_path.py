@@ -9,6 +9,7 @@ import time
 
 from runtime import metrics
 from runtime.step.async_run import AsyncStepRun
+from runtime.step.event_loop import StepLoop
 from runtime.step.waits import BLOCKING
 from runtime.worker.completion import Completion
 from runtime.worker.preparation import Attempt, Preparation
@@ -19,13 +20,25 @@ from runtime.worker.settlement import Ticket
 class AsyncPath:
     """Runs an async step's messages (see the module's docstring)."""
 
-    def __init__(self, settings: Settings, prep: Preparation, completion: Completion) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        prep: Preparation,
+        completion: Completion,
+        loop: StepLoop,
+    ) -> None:
         self._settings = settings
         self._prep = prep
         self._completion = completion
+        self._loop = loop
         self._limited = settings.thread_pool_size < settings.rabbitmq_prefetch_sailor
         self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def take(self, ticket: Ticket) -> None:
+        """Run the message as a task on the steps' loop (called on the broker's I/O thread,
+        which is that loop when the broker lives on it)."""
+        self._loop.hand_over(lambda: self.start(ticket))
 
     def start(self, ticket: Ticket) -> None:
         """Run one message as a task (called on the steps' loop)."""

@@ -35,7 +35,6 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.auth.async_session import HttpPool
-from runtime.step.event_loop import StepLoop
 from runtime.step.events import error_payload
 from runtime.step.runners import RunnerPool
 from runtime.worker import headers
@@ -56,7 +55,7 @@ class Worker:
 
     Args:
         ledger: every delivery's fate, from arrival to settle.
-        path: how the step runs: ``SyncPath``, or ``AsyncPath`` with the loop it runs on.
+        path: how the step runs: a ``SyncPath`` or an ``AsyncPath``.
         keys: saves refreshed keys.
         runners: the threads sync steps and blocking reports run on.
         http_pool: the async sessions' connections (closed by the caller).
@@ -66,7 +65,7 @@ class Worker:
         self,
         *,
         ledger: Ledger,
-        path: SyncPath | tuple[AsyncPath, StepLoop],
+        path: SyncPath | AsyncPath,
         keys: KeySaver,
         runners: RunnerPool,
         http_pool: HttpPool,
@@ -87,13 +86,7 @@ class Worker:
         admission = self._ledger.receive(delivery)
         if not isinstance(admission, Run):
             return
-        ticket = admission.ticket
-        path = self._path
-        if isinstance(path, SyncPath):
-            self._runners.submit(lambda: path.handle(ticket))
-        else:
-            steps, loop = path
-            loop.hand_over(lambda: steps.start(ticket))
+        self._path.take(admission.ticket)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every delivery taken so far is settled; False if time ran out."""

@@ -8,7 +8,7 @@ import time
 
 from runtime import metrics
 from runtime.step.executor import StepRun, stop_job
-from runtime.step.runners import current_job
+from runtime.step.runners import RunnerPool, current_job
 from runtime.watchdog import WATCHDOG
 from runtime.worker.completion import Completion
 from runtime.worker.preparation import Attempt, Preparation, Prepared
@@ -19,14 +19,25 @@ from runtime.worker.settlement import Ticket
 class SyncPath:
     """Runs a sync step's messages (see the module's docstring)."""
 
-    def __init__(self, settings: Settings, prep: Preparation, completion: Completion) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        prep: Preparation,
+        completion: Completion,
+        runners: RunnerPool,
+    ) -> None:
         self._settings = settings
         self._prep = prep
         self._completion = completion
+        self._runners = runners
         # The broker's prefetch already bounds the messages in flight; a semaphore only
         # matters when fewer at once than that were asked for.
         limited = settings.thread_pool_size < settings.rabbitmq_prefetch_sailor
         self._slots = threading.BoundedSemaphore(settings.thread_pool_size) if limited else None
+
+    def take(self, ticket: Ticket) -> None:
+        """Run the message on a runner thread (called on the broker's I/O thread)."""
+        self._runners.submit(lambda: self.handle(ticket))
 
     def handle(self, ticket: Ticket) -> None:
         """Run one message on this runner thread, to its settle."""
