@@ -174,13 +174,18 @@ class AuthorizedSession(SessionCore, requests.Session):
 
     def _before_send(self) -> tuple[Credentials, bool]:
         """The credential to sign with, and whether it was just minted for this request."""
-        # Threads sharing the session wait for an ``always`` refresh instead of sending the
-        # token it replaces.
-        with self._first_request:
-            min_validity = self._due_before_send()
-            if min_validity is None:
-                return self._use.credentials, False
-            fresh = self._refresh(self._use.credentials, min_validity)
+        if self._always_pending():
+            # Threads sharing the session wait for the ``always`` refresh instead of sending
+            # the token it replaces.
+            with self._first_request:
+                return self._refreshed_if_due()
+        return self._refreshed_if_due()
+
+    def _refreshed_if_due(self) -> tuple[Credentials, bool]:
+        min_validity = self._due_before_send()
+        if min_validity is None:
+            return self._use.credentials, False
+        fresh = self._refresh(self._use.credentials, min_validity)
         return fresh.credentials, fresh.minted
 
     def _refresh(self, seen: Credentials, min_validity: float = 0.0) -> Refreshed:

@@ -96,11 +96,15 @@ class SessionCore:
 
     # --- for the drivers --------------------------------------------------------------
 
+    def _always_pending(self) -> bool:
+        """An ``always`` credential not yet refreshed for this message."""
+        current = self._use.credentials
+        return not self._always_done and current.can_refresh and current.refresh_policy == "always"
+
     def _due_before_send(self) -> float | None:
         """The validity a refresh before this request must give (0 for any), or None to
         sign with the token as it is. An ``always`` credential counts once per message."""
-        current = self._use.credentials
-        if current.can_refresh and current.refresh_policy == "always" and not self._always_done:
+        if self._always_pending():
             self._always_done = True
             return 0.0
         return self._use.due(first_of_message=False)
