@@ -181,40 +181,12 @@ def test_a_redelivered_message_with_other_bytes_is_another_message(broker, gated
     assert sorted(b["n"] for b in bodies(broker)) == [1, 2]
 
 
-def test_requeues_of_a_message_whose_events_cannot_be_published_are_bounded(broker):
-    broker.refuse = lambda key, body: transport_failure() if key == "data" else None
-    worker = worker_for(broker, "work")
-    body, headers = message({"n": 1})
-    verdicts = [settled(broker, worker, [broker.deliver(body, headers)])[0]]
-    while verdicts[-1] == "requeue" and len(verdicts) < 20:
-        again = broker.deliver(body, headers, redelivered=True)
-        verdicts.append(settled(broker, worker, [again])[0])
-    assert verdicts == ["requeue"] * MAX_REQUEUES + ["reject"]
-
-
 def test_a_broker_delivery_count_bounds_requeues_too(broker):
     broker.refuse = lambda key, body: transport_failure() if key == "data" else None
     worker = worker_for(broker, "work")
     body, headers = message({"n": 1})
     delivery = broker.deliver(body, {**headers, "x-delivery-count": MAX_REQUEUES})
     assert settled(broker, worker, [delivery]) == ["reject"]
-
-
-def test_an_unexpected_failure_before_the_step_is_reported_and_rejected(broker, monkeypatch):
-    def broken(_message):
-        raise RuntimeError("a bug in the runtime")
-
-    monkeypatch.setattr("runtime.worker.preparation.references_objects", broken)
-    worker = worker_for(broker, "work")
-    first = broker.deliver(*message({"n": 1}, "m-1"))
-    assert settled(broker, worker, [first]) == ["reject"]
-    [error] = broker.routed("error")
-    envelope = json.loads(error.body)
-    assert "a bug in the runtime" in decode_value(envelope["error"].encode(), CIPHER, 1)["message"]
-    assert decode_value(envelope["errorInput"].encode(), CIPHER, 1)["body"] == {"n": 1}
-    monkeypatch.undo()
-    after = broker.deliver(*message({"n": 2}, "m-2"))
-    assert settled(broker, worker, [after]) == ["ack"]
 
 
 def test_an_unexpected_failure_while_reading_is_rejected_and_the_next_message_runs(
@@ -238,14 +210,6 @@ def test_an_unexpected_failure_while_reading_is_rejected_and_the_next_message_ru
     assert bodies(broker) == [{"n": 2}]
 
 
-def test_a_message_nested_thousands_of_levels_deep_is_rejected_and_the_next_runs(broker):
-    worker = worker_for(broker, "work")
-    nested = CIPHER.encrypt(b'{"body": ' + b"[" * 5000 + b"]" * 5000 + b"}")
-    first = broker.deliver(nested, {"messageId": "deep", "protocolVersion": 2})
-    second = broker.deliver(*message({"n": 2}, "m-2"))
-    assert settled(broker, worker, [first, second]) == ["reject", "ack"]
-
-
 def test_a_message_without_message_id_is_rejected_at_once(broker):
     worker = worker_for(broker, "work")
     body, _ = message({"n": 1})
@@ -265,14 +229,6 @@ def test_each_event_goes_to_its_routing_key(broker):
     assert data[0].properties.headers["parentMessageId"] == "m-1"
     snapshots = [json.loads(p.body) for p in broker.routed("snapshot")]
     assert snapshots == [{"seen": 1}, {"more": True}]
-
-
-def test_an_error_before_end_rejects_with_the_input_in_the_error_event(broker):
-    worker = worker_for(broker, "fail")
-    delivery = broker.deliver(*message({"n": 3}))
-    assert settled(broker, worker, [delivery]) == ["reject"]
-    envelope = json.loads(broker.routed("error")[0].body)
-    assert decode_value(envelope["errorInput"].encode(), CIPHER, 1)["body"] == {"n": 3}
 
 
 def test_step_keys_are_saved_to_the_account_then_used_by_the_next_message(broker):

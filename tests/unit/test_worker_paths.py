@@ -1,5 +1,6 @@
 """The worker's core rules, run for a sync step (runner threads) and for an async step (the
-event loop): one body of tests, the path picked by the step, the broker in memory."""
+event loop): one body of tests, the path picked by the step, the broker in memory. The
+rules that need a step of one kind (a gate, a redelivery mid-run) are in test_worker_core."""
 
 from __future__ import annotations
 
@@ -101,6 +102,7 @@ def test_an_unexpected_failure_before_the_step_is_reported_then_the_next_runs(
     [error] = broker.routed("error")
     envelope = json.loads(error.body)
     assert "a bug in the runtime" in decode_value(envelope["error"].encode(), CIPHER, 1)["message"]
+    assert decode_value(envelope["errorInput"].encode(), CIPHER, 1)["body"] == {"n": 1}
     monkeypatch.undo()
     after = broker.deliver(*message({"n": 2}, "m-2"))
     assert settled(broker, worker, [after]) == ["ack"]
