@@ -86,6 +86,9 @@ def install_send_patch() -> bool:
             original_buffer(self, data)
 
     produce.coalescing = True  # type: ignore[attr-defined]
+    # What pika's own code reads stays findable (heartbeats.missing_pika_privates).
+    produce.__wrapped__ = original  # type: ignore[attr-defined]
+    buffer.__wrapped__ = original_buffer  # type: ignore[attr-defined]
     transport._produce = produce
     transport._buffer_tx_data = buffer
     return True
