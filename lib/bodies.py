@@ -59,10 +59,26 @@ class Body:
     content_type: str = ""
     size: int = 0
     spools: list[Spooled] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Optional file parts left out because their file could not be read: name, why."""
 
     def close(self) -> None:
         for spool in self.spools:
             spool.close()
+
+
+@dataclass(frozen=True)
+class OptionalFile:
+    """A multipart file part sent only if its file can be read (the platform's older steps
+    add the message's attachments so, and leave out the ones they cannot fetch)."""
+
+    url: str
+    filename: str
+
+
+def json_text(value: Any) -> str:
+    """JSON as ``JSON.stringify`` writes it (no spaces), as the platform's steps send it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def content_type_of(configured: str) -> str:
@@ -86,7 +102,7 @@ def encode(
     if kind == "" or value is None:
         return Body()
     if kind == "application/json":
-        return _bytes(json.dumps(value, ensure_ascii=False).encode(), kind)
+        return _bytes(json_text(value).encode(), kind)
     if kind == "application/x-www-form-urlencoded":
         pairs = [(name, _as_text(v)) for name, v in _fields(value, kind)]
         return _bytes(urlencode(pairs).encode(), kind)
@@ -123,7 +139,7 @@ def _as_text(value: Any) -> str:
         return value
     if value is None:
         return ""
-    return json.dumps(value, ensure_ascii=False)
+    return json_text(value)
 
 
 def _xml(value: Any) -> str:
@@ -154,22 +170,25 @@ def _multipart(value: Any, *, upload_file: bool, limit: int, message_id: str) ->
     body = Body(out, f"multipart/form-data; boundary={boundary}")
     try:
         for name, item in _fields(value, "multipart/form-data"):
-            out.write(f"--{boundary}\r\n".encode())
-            if upload_file and isinstance(item, Mapping) and item.get("url"):
+            if isinstance(item, OptionalFile):
+                try:
+                    spooled = attachments.fetch(item.url, limit=limit, message_id=message_id)
+                except attachments.AttachmentError as exc:
+                    body.skipped.append((name, str(exc)))
+                    continue
+                _file_part(out, boundary, name, spooled, item.filename)
+            elif upload_file and isinstance(item, Mapping) and item.get("url"):
                 spooled = attachments.fetch(item["url"], limit=limit, message_id=message_id)
                 body.spools.append(spooled)
                 filename = str(item.get("filename") or _name_in(item["url"]))
-                part = RequestField(name, b"", filename=filename)
-                part.make_multipart(content_type=spooled.content_type)
-                out.write(part.render_headers().encode())
-                shutil.copyfileobj(spooled.file, out)
-                spooled.close()
+                _file_part(out, boundary, name, spooled, filename)
             else:
+                out.write(f"--{boundary}\r\n".encode())
                 part = RequestField(name, b"")
                 part.make_multipart()
                 out.write(part.render_headers().encode())
                 out.write(_as_text(item).encode())
-            out.write(b"\r\n")
+                out.write(b"\r\n")
         out.write(f"--{boundary}--\r\n".encode())
     except BaseException:
         out.close()
@@ -179,6 +198,17 @@ def _multipart(value: Any, *, upload_file: bool, limit: int, message_id: str) ->
     out.seek(0)
     body.spools.append(Spooled(out, body.size, body.content_type))
     return body
+
+
+def _file_part(out: Any, boundary: str, name: str, spooled: Spooled, filename: str) -> None:
+    """A file's part, copied from its spool (closed after)."""
+    out.write(f"--{boundary}\r\n".encode())
+    part = RequestField(name, b"", filename=filename)
+    part.make_multipart(content_type=spooled.content_type)
+    out.write(part.render_headers().encode())
+    shutil.copyfileobj(spooled.file, out)
+    spooled.close()
+    out.write(b"\r\n")
 
 
 def _name_in(url: str) -> str:

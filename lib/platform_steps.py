@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lib.bodies import OptionalFile
 from lib.http import read_limited
 from lib.options import ATTACHMENT_LIMIT, MAX_REDIRECTS, MAX_WAIT_MS, Options, flag, options_from
 from lib.request_plan import Value, plan_for
@@ -45,17 +46,17 @@ REBOUND_CODES = frozenset({408, 423, 429, 500, 502, 503, 504})
 """The older steps' ``enableRebound`` sends the message back on these (and on no answer)."""
 OLDER_BINARY = ("image", "msword", "msexcel", "pdf", "csv", "octet-stream", "binary")
 NON_SUCCESS = frozenset(range(300, 600))
+CURRENT_TIMEOUT_MS = 60_000
+"""The current steps' timeout when none is set (``DEFAULT_TIME_OUT`` in their client)."""
+AXIOS_REDIRECTS = 21
+"""Redirects axios follows when the current steps set no ``maxRedirects``."""
 
 
 async def run_current(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
     """``httpRequestAxios`` and ``httpRequestAxiosTrigger``."""
     plan = plan_for(_with_reader(cfg))
     text_encoding = _node_encoding(cfg)
-    checked = {**cfg, "responseEncoding": "utf8"} if text_encoding else cfg
-    options = dataclasses.replace(
-        options_from(checked, oauth2=ctx.http.credentials.type == "oauth2"),
-        redirects_as_data=False,
-    )
+    options = current_options(cfg, oauth2=ctx.http.credentials.type == "oauth2")
     response = await call(ctx, msg, cfg, plan=plan, options=options)
     if response is not None:
         output = await _current_output(response, options, msg, cfg, text_encoding)
@@ -65,7 +66,10 @@ async def run_current(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -
 async def run_older(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> None:
     """``httpRequestAction``, and ``httpRequestTrigger`` given a ``reader``."""
     plan = plan_for(_with_reader(cfg))
-    options = older_options(cfg, oauth2=ctx.http.credentials.type == "oauth2")
+    oauth2 = ctx.http.credentials.type == "oauth2"
+    if oauth2:  # those steps take a 403 as a refused token too, and refresh it once
+        ctx.http.refresh_on = frozenset({401, 403})
+    options = older_options(cfg, oauth2=oauth2)
     files = {name: entry for name, entry in msg.attachments.items() if _url_of(entry)}
     if plan.content_type == "multipart/form-data" and plan.method != "GET" and files:
         # Those steps send the message's attachments as parts of a multipart body too.
@@ -86,7 +90,8 @@ async def run_older(ctx: AsyncContext, msg: Message, cfg: Mapping[str, Any]) -> 
 
 @dataclass(frozen=True)
 class _WithFiles:
-    """A multipart body's rows, and a file part for each attachment, named by its key."""
+    """A multipart body's rows, and a file part for each attachment, named by its key (one
+    that cannot be fetched is left out and logged, as those steps do)."""
 
     rows: Value
     files: Mapping[str, Any]
@@ -95,13 +100,31 @@ class _WithFiles:
         rows = self.rows.value(scope)
         parts = dict(rows) if isinstance(rows, Mapping) else {}
         for name, entry in self.files.items():
-            parts[name] = {"url": _url_of(entry), "filename": name}
+            parts[name] = OptionalFile(str(_url_of(entry)), name)
         return parts
 
 
 def _url_of(entry: Any) -> str | None:
     url = entry.get("url") if isinstance(entry, Mapping) else None
     return url if isinstance(url, str) and url else None
+
+
+def current_options(cfg: Mapping[str, Any], *, oauth2: bool) -> Options:
+    """The current steps' options in the engine's terms. Unset, the timeout is 60 s and
+    redirects are followed up to 21 times, as that component's code does (its form says
+    100 s and 5: the code is what flows have run with)."""
+    checked = dict(cfg)
+    if _node_encoding(cfg):
+        checked["responseEncoding"] = "utf8"  # decoded by the step itself, not the engine
+    if cfg.get("requestTimeoutPeriod") in (None, "") and cfg.get("timeout") in (None, ""):
+        checked["requestTimeoutPeriod"] = CURRENT_TIMEOUT_MS
+    follow_default = cfg.get("maxRedirects") in (None, "")
+    options = options_from(checked, oauth2=oauth2)
+    return dataclasses.replace(
+        options,
+        max_redirects=AXIOS_REDIRECTS if follow_default else options.max_redirects,
+        redirects_as_data=False,
+    )
 
 
 def older_options(cfg: Mapping[str, Any], *, oauth2: bool) -> Options:
@@ -246,6 +269,7 @@ async def _older_outputs(
         name, entry = await store_answer(
             response, _attachment_limit(options, cfg), str(msg.get("id") or "")
         )
+        entry = {**entry, "size": str(entry["size"])}  # a header's text there, as it came
         return [{"body": {**result, "attachments": entry}, "attachments": {name: entry}}]
     raw = await read_limited(response, options.response_limit, seconds=options.timeout * 3)
     if raw:

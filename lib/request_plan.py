@@ -83,6 +83,12 @@ class Jsonata:
         if self.on_body:
             body = data["body"]
             if isinstance(body, dict) and data["passthrough"]:
+                if "elasticio" in body:
+                    raise InvalidInput(
+                        "the message's body has an 'elasticio' key, which the platform's steps "
+                        "keep for the passthrough their expressions read; rename that key, or "
+                        "turn the passthrough off for this flow"
+                    )
                 body = {**body, "elasticio": data["passthrough"]}
             return expression.evaluate(body, scope.get("flowVariables"), data["passthrough"])
         return expression.evaluate(data, scope.get("flowVariables"), data["passthrough"])

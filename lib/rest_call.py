@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import threading
 import time
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ import requests
 import urllib3
 from urllib3.exceptions import InsecureRequestWarning
 
-from lib.bodies import FROM_MESSAGE, Body, content_type_of, encode
+from lib.bodies import FROM_MESSAGE, Body, content_type_of, encode, json_text
 from lib.http import READ_SECONDS, HttpStatusError, kind_of, snippet, tenant_header, where
 from lib.options import ATTACHMENT_LIMIT, Options, options_from
 from lib.request_plan import Absent, Plan, plan_for
@@ -104,6 +103,8 @@ async def call(
     )  # fmt: skip
     # Reading the files to send blocks: off the event loop.
     request = await asyncio.to_thread(build) if options.upload_file else build()
+    for part, reason in request["body"].skipped:
+        ctx.log.warning("attachment_not_sent", part=part, reason=reason[:300])
     try:
         response = await _send(ctx, plan.method, request, options)
     finally:
@@ -212,14 +213,14 @@ def _reader_body(
         return encoding(kind, value), query
     if isinstance(value, str):
         return Body(value.encode(), plan.content_type, len(value.encode())), query
-    data = json.dumps(value, ensure_ascii=False).encode()
+    data = json_text(value).encode()
     return Body(data, plan.content_type or "application/json", len(data)), query
 
 
 def _row_text(value: Any) -> str:
     """A form row's value as the platform sends it: objects and lists as JSON."""
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+        return json_text(value)
     return _text(value)
 
 
@@ -258,8 +259,9 @@ async def _send(
             )
             await asyncio.sleep(wait)
             continue
-        if attempt >= options.max_retries:
-            tries = "once" if attempt == 0 else f"after {attempt} retries"
+        calls = attempt + 1
+        if calls >= max(1, options.max_retries):  # the platform's maxRetries counts every call
+            tries = "after 1 call" if calls == 1 else f"after {calls} calls"
             if failure is not None:
                 raise Unreachable(f"{problem} (gave up {tries})", failure)
             raise PolicyFailure(f"{problem} (gave up {tries})")
@@ -386,7 +388,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+        return json_text(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from lib import paths
+from lib.bodies import json_text
 from runtime import InvalidInput
 
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.\[\]-]*)\s*\}\}")
@@ -44,7 +45,7 @@ def render_text(text: str, values: dict[str, Any]) -> str:
         value = _lookup(values, match.group(1))
         if isinstance(value, str):
             return value
-        return json.dumps(value, ensure_ascii=False)
+        return json_text(value)
 
     return _TEMPLATE.sub(replace, text)
 

@@ -226,7 +226,9 @@ class AsyncAuthorizedSession(SessionCore):
                     data=data,
                     headers=headers,
                     allow_redirects=attempt.redirects is not None,
-                    max_redirects=attempt.redirects or 0,
+                    # aiohttp stops when the count reaches its limit; N means N followed here,
+                    # as in requests and axios.
+                    max_redirects=(attempt.redirects or 0) + 1,
                     ssl=tls(attempt.verify),
                     proxy=proxy,
                 )

@@ -34,6 +34,8 @@ from runtime.auth.retry import (
 )
 from runtime.errors import AuthError
 
+REFRESH_ON = frozenset({401})
+"""The statuses that mean "the token was refused" unless a session says otherwise."""
 MAX_REFRESHES = 2
 """Per request: one for our refused token, one more if the tokens another replica saved are
 refused too."""
@@ -101,6 +103,7 @@ def request_flow(
     target: str,
     replayable: bool,
     budget: RetryBudget,
+    refresh_on: frozenset[int] = REFRESH_ON,
 ) -> Generator[Action, Any, Any]:
     """The actions for one request; returns the response to hand back.
 
@@ -111,6 +114,7 @@ def request_flow(
         target: the absolute URL, for messages.
         replayable: the body can be sent again (not a one-shot stream).
         budget: transient retries allowed.
+        refresh_on: statuses that refuse the token (401; a step may add 403).
 
     Raises:
         ReauthRequired: refused even with a fresh token.
@@ -120,7 +124,7 @@ def request_flow(
     refreshes = 0
     while True:
         response = yield from _send_with_retries(seen, verb, replayable, budget)
-        if not seen.can_refresh or not (yield from _expired(response)):
+        if not seen.can_refresh or not (yield from _expired(response, refresh_on)):
             return response
         if minted or refreshes == MAX_REFRESHES:
             yield Discard(response)
@@ -157,9 +161,9 @@ def _send_with_retries(
         return outcome
 
 
-def _expired(response: Answer) -> Generator[Action, Any, bool]:
+def _expired(response: Answer, refresh_on: frozenset[int]) -> Generator[Action, Any, bool]:
     status = response.status_code
-    if status == 401:
+    if status in refresh_on:
         return True
     if 'error="invalid_token"' in response.headers.get("WWW-Authenticate", ""):
         return True

@@ -98,7 +98,8 @@ def credentials_from_secret(secret_id: str, attributes: Mapping[str, Any]) -> Cr
             "keyLocation": "header",
         }
         _require(secret_id, data, ("keyName", "key"), shown=("headerName", "headerValue"))
-    elif kind == "noauth":
+    elif kind in ("noauth", None, ""):
+        # A secret without a type signs nothing, as the platform's own steps send it.
         data = {"type": "none"}
     else:
         raise CredentialError(
@@ -110,6 +111,8 @@ def credentials_from_secret(secret_id: str, attributes: Mapping[str, Any]) -> Cr
 
 def _credential_fields(secret_id: str, attributes: Mapping[str, Any]) -> Mapping[str, Any]:
     fields = attributes.get("credentials") if isinstance(attributes, Mapping) else None
+    if fields is None and isinstance(attributes, Mapping) and not attributes.get("type"):
+        return {}
     if fields is None and isinstance(attributes, Mapping) and attributes.get("type") == "noauth":
         return {}
     if not isinstance(fields, Mapping):

@@ -15,7 +15,17 @@ from contextlib import closing
 from typing import Any
 
 from runtime.auth.credentials import Credentials
-from runtime.auth.flow import Action, Answer, Discard, Pause, Peek, Refresh, Send, refusal
+from runtime.auth.flow import (
+    REFRESH_ON,
+    Action,
+    Answer,
+    Discard,
+    Pause,
+    Peek,
+    Refresh,
+    Send,
+    refusal,
+)
 from runtime.auth.flow import request_flow as _request_flow
 from runtime.auth.retry import RetryBudget
 from runtime.auth.slots import OnKeys
@@ -61,6 +71,9 @@ class SessionCore:
         """Transient retries per request; a step with its own retry policy sets 0."""
         self._max_retry_wait = max_retry_wait
         self._always_done = False
+        self.refresh_on = REFRESH_ON
+        """Statuses that refuse the token and call for one refresh; a step whose API says
+        403 for an expired token adds 403."""
 
     @property
     def credentials(self) -> Credentials:
@@ -85,6 +98,7 @@ class SessionCore:
         self._on_keys = on_keys
         self._always_done = False
         self.retries = DEFAULT_RETRIES
+        self.refresh_on = REFRESH_ON
 
     def check(self, response: Any) -> Any:
         """Raise a typed error for 401 and 403, ``HTTPError`` for other failures."""
@@ -119,6 +133,7 @@ class SessionCore:
             target=target,
             replayable=replayable,
             budget=RetryBudget(attempts=self.retries, max_wait=self._max_retry_wait),
+            refresh_on=self.refresh_on,
         )
 
     def _handler(self, action: Action) -> Callable[..., Any]:

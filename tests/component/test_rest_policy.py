@@ -40,13 +40,20 @@ def test_retry_by_component_is_the_default_and_honours_retry_after(server):
     assert requests_to(server, "/flaky") == 3
 
 
-def test_retries_stop_at_max_retries_with_the_apis_answer(server):
+def test_max_retries_is_the_number_of_calls_in_all_as_on_the_platform(server):
     events = call({"url": f"{server.url}/status/503?retry_after=0", "maxRetries": "2"})
     assert kinds(events) == ["error", "end"]
     message = events[0].payload["message"]
     assert "answered 503" in message and "as asked" in message
-    assert "gave up after 2 retries" in message
-    assert requests_to(server, "/status/503") == 3
+    assert "gave up after 2 calls" in message
+    assert requests_to(server, "/status/503") == 2
+
+
+def test_max_retries_zero_still_makes_the_call_once(server):
+    events = call({"url": f"{server.url}/status/503?retry_after=0", "maxRetries": "0"})
+    assert kinds(events) == ["error", "end"]
+    assert "gave up after 1 call" in events[0].payload["message"]
+    assert requests_to(server, "/status/503") == 1
 
 
 def test_rebound_policy_sends_the_message_back(server):
@@ -80,7 +87,7 @@ def test_codes_outside_error_codes_fail_without_retrying(server):
 
 def test_error_codes_take_codes_and_ranges(server):
     cfg = {"url": f"{server.url}/status/404?retry_after=0", "errorCodes": "400-404, 418",
-           "maxRetries": "1"}  # fmt: skip
+           "maxRetries": "2"}  # fmt: skip
     assert kinds(call(cfg)) == ["error", "end"]
     assert requests_to(server, "/status/404") == 2
     assert requests_to(server, "/status/503") == 0
@@ -99,11 +106,11 @@ def test_ignore_error_codes_are_emitted_before_any_policy(server):
 
 def test_a_timeout_falls_under_the_policy(server):
     cfg = {"url": f"{server.url}/slow?seconds=1", "requestTimeoutPeriod": "100",
-           "maxRetries": "1"}  # fmt: skip
+           "maxRetries": "2"}  # fmt: skip
     events = call(cfg)
     assert kinds(events) == ["error", "end"]
     assert re.search(r"timed out|too slow", events[0].payload["message"])
-    assert "gave up after 1 retries" in events[0].payload["message"]
+    assert "gave up after 2 calls" in events[0].payload["message"]
     assert requests_to(server, "/slow") == 2
 
 
