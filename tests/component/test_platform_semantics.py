@@ -125,7 +125,9 @@ def test_the_current_step_takes_a_403_as_an_answer_not_a_refused_token(platform,
 # --- 4. an attachment that cannot be fetched is left out of the older step's form ---------
 
 
-def test_older_multipart_leaves_out_an_attachment_it_cannot_fetch(platform, store, server):
+def test_older_multipart_sends_attachments_as_files_leaving_out_one_it_cannot_fetch(
+    platform, store, server
+):
     url = stored(store, b"invoice bytes")
     reader = {
         "method": "POST",
@@ -137,9 +139,9 @@ def test_older_multipart_leaves_out_an_attachment_it_cannot_fetch(platform, stor
                                        "invoice.pdf": {"url": url, "size": 13}}}  # fmt: skip
     events = run("httpRequestAction", reader, msg, "apikey")
     parts = data(events)[0]["body"]["body"]["parts"]
-    assert [(p["name"], p["text"]) for p in parts] == [
-        ("note", "see attached"),
-        ("invoice.pdf", "invoice bytes"),
+    assert [(p["name"], p["filename"], p["text"]) for p in parts] == [
+        ("note", None, "see attached"),
+        ("invoice.pdf", "invoice.pdf", "invoice bytes"),
     ]
 
 

@@ -16,7 +16,7 @@ import pytest
 from lib.platform_steps import older_options
 from runtime.auth.errors import CredentialError
 from runtime.testing import run_step, run_verify
-from tests.component.rest_servers import PNG, stored
+from tests.component.rest_servers import PNG
 from tests.helpers import ROOT
 
 FLOWSTEPS = ROOT / "tests" / "fixtures" / "flowsteps"
@@ -306,22 +306,6 @@ def test_bad_delay_settings_are_clear_errors(server, options, said):
     assert kinds(events) == ["error", "end"]
     assert said in events[0].payload["message"]
     assert server.seen == []
-
-
-def test_older_multipart_sends_the_messages_attachments_as_files(platform, store):
-    url = stored(store, b"invoice bytes")
-    reader = {
-        "method": "POST",
-        "url": quoted(f"{platform.api.url}/api/upload"),
-        "body": {"contentType": "multipart/form-data",
-                 "formData": [{"key": "note", "value": '"see attached"'}]},
-    }  # fmt: skip
-    msg = {"body": {}, "attachments": {"invoice.pdf": {"url": url, "size": 13}}}
-    parts = data(run("httpRequestAction", reader, msg, "apikey"))[0]["body"]["body"]["parts"]
-    assert [(p["name"], p["filename"], p["text"]) for p in parts] == [
-        ("note", None, "see attached"),
-        ("invoice.pdf", "invoice.pdf", "invoice bytes"),
-    ]
 
 
 def test_binary_answers_stored_as_attachments_keep_a_size_limit(server, store):
