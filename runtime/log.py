@@ -116,6 +116,25 @@ def configure(
     # pika and urllib3 narrate every frame and connection at INFO/DEBUG.
     for chatty in ("pika", "urllib3"):
         logging.getLogger(chatty).setLevel(max(threshold, logging.WARNING))
+    handler.addFilter(_QuietPika(threshold))
+
+
+class _QuietPika(logging.Filter):
+    """pika's warnings and errors, told as DEBUG lines: an outage is the runtime's to tell,
+    once a loss, a reconnect and a round of attempts (runtime.worker.amqp), where pika
+    writes several lines, one with a traceback, for each connection it loses or cannot
+    open. Seen only with ``LOG_LEVEL=DEBUG``."""
+
+    def __init__(self, threshold: int) -> None:
+        super().__init__()
+        self._shown = threshold <= logging.DEBUG
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        pika = record.name == "pika" or record.name.startswith("pika.")
+        if record.levelno >= logging.CRITICAL or not pika:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self._shown
 
 
 def get_logger(name: str, **context: Any) -> structlog.typing.FilteringBoundLogger:

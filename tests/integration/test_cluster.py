@@ -81,7 +81,8 @@ def start(harness: StepHarness, cluster: Cluster) -> WorkerProcess:
 
 
 def connected(worker: WorkerProcess) -> list[dict[str, Any]]:
-    return [e for e in worker.logs if e.get("msg") == "amqp_connected"]
+    """Each connection opened, first or again, in order."""
+    return [e for e in worker.logs if e.get("msg") in ("amqp_connected", "amqp_reconnected")]
 
 
 def node_of(worker: WorkerProcess, role: str) -> str:

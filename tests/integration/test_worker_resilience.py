@@ -65,7 +65,8 @@ def test_a_force_closed_read_connection_is_survived_with_nothing_lost(step):
     harness.send({"n": 1})
     harness.take("message")
     assert harness.close_connections("read") == 1
-    wait_for(lambda: "read_connection_lost" in worker.text)
+    lost = wait_for_entry(worker, "amqp_connection_lost")
+    assert lost["role"] == "read" and lost["node"] and lost["cause"]
     for n in range(2, 6):
         harness.send({"n": n})
     outputs = harness.take("message", 4)
@@ -77,7 +78,7 @@ def test_a_force_closed_write_connection_is_survived(step):
     harness = step("work")
     worker = harness.start_worker()
     assert harness.close_connections("write") == 1
-    wait_for(lambda: "write_connection_lost" in worker.text)
+    assert wait_for_entry(worker, "amqp_connection_lost")["role"] == "write"
     for n in range(3):
         harness.send({"n": n})
     outputs = harness.take("message", 3)
@@ -175,13 +176,17 @@ def test_the_broker_going_away_and_coming_back_loses_nothing(step, amqp_url):
     proxy.down()
     for n in range(2, 7):
         harness.send({"n": n})  # queued while the worker cannot reach the broker
-    wait_for(
-        lambda: "read_connection_lost" in worker.text and "write_connection_lost" in worker.text
-    )
+    wait_for(lambda: {e.get("role") for e in entries(worker, "amqp_connection_lost")} == {
+        "read", "write"})  # fmt: skip
+    wait_for(lambda: entries(worker, "amqp_unreachable"))  # said once a round, with its count
     assert worker.process.poll() is None  # still alive, trying
     proxy.up()
     outputs = harness.take("message", 5, timeout=30)
     assert sorted(o["payload"]["body"]["n"] for o in outputs) == [2, 3, 4, 5, 6]
+    back = wait_for_entry(worker, "amqp_reconnected")
+    assert back["seconds"] > 0 and back["attempts"] >= 1
+    # The story is the runtime's own: pika's lines for the same outage are not shown.
+    assert not [e for e in worker.logs if e.get("logger", "").startswith("pika")]
     proxy.down()
 
 
@@ -216,3 +221,12 @@ def test_different_messages_sharing_a_message_id_all_run(step, prefetch):
     worker.signal()
     assert worker.wait() == 0
     assert harness.queued() == 0  # none was left unacknowledged to come back
+
+
+def entries(worker, msg: str) -> list[dict]:
+    return [e for e in worker.logs if e.get("msg") == msg]
+
+
+def wait_for_entry(worker, msg: str) -> dict:
+    wait_for(lambda: entries(worker, msg))
+    return entries(worker, msg)[0]

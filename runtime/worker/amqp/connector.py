@@ -13,10 +13,13 @@ import pika
 import pika.connection
 
 from runtime.errors import TransportError
+from runtime.log import get_logger
 from runtime.worker.amqp.addresses import Rotation
 from runtime.worker.amqp.addresses import where as address_of
 from runtime.worker.amqp.io import Io, OnOpen, OnProblem, Timers
 from runtime.worker.amqp.policy import Outage, Reconnect, describe
+
+_log = get_logger(__name__)
 
 
 class Connector:
@@ -69,15 +72,33 @@ class Connector:
         return Rotation(self._nodes, 1 if role == "write" else 0)
 
     def retry(
-        self, outage: Outage, reason: BaseException, connect: Callable[[], None], node: str
+        self,
+        outage: Outage,
+        reason: BaseException,
+        connect: Callable[[], None],
+        *,
+        node: str,
+        role: str,
     ) -> None:
+        """Call ``connect`` again after a back-off, unless the outage lasted too long
+        (``node`` is the one that failed, for the message)."""
         outage.record()
         if outage.since is None or self._too_long(outage.attempts, outage.since, reason, node):
             return
         # Every other node is tried at once; the back-off starts once all of them failed.
         count = len(self._nodes)
         rounds = (outage.attempts + count - 1) // count
-        delay = self._reconnect.delay(rounds) if outage.attempts % count == 0 else 0.0
+        round_over = outage.attempts % count == 0
+        delay = self._reconnect.delay(rounds) if round_over else 0.0
+        if round_over:  # one line a round, however many nodes and whatever pika said
+            _log.warning(
+                "amqp_unreachable",
+                role=role,
+                nodes=", ".join(map(address_of, self._nodes)),
+                attempts=outage.attempts,
+                cause=describe(reason),
+                retry_in=round(delay, 2),
+            )
         self._io.timers.call_later(delay, connect)
 
     def start_failed(self, error: TransportError) -> None:

@@ -3,13 +3,15 @@ broker's ``Connector``, reopened after a loss on the next node, and closed."""
 
 from __future__ import annotations
 
+import time
+
 import pika.connection
 
 from runtime import metrics
 from runtime.log import get_logger
 from runtime.worker.amqp.addresses import where
 from runtime.worker.amqp.connector import Connector
-from runtime.worker.amqp.policy import Outage
+from runtime.worker.amqp.policy import Outage, describe
 
 _log = get_logger(__name__)
 
@@ -38,10 +40,19 @@ class Side:
         return where(self._nodes.current)
 
     def _opened(self, connection: pika.connection.Connection) -> None:
-        _log.info("amqp_connected", role=self.role, node=self.node, again=self._lost)
         if self._lost:
             self._lost = False
             metrics.reconnected(self.role)
+            since = self._outage.since
+            _log.warning(
+                "amqp_reconnected",
+                role=self.role,
+                node=self.node,
+                seconds=round(time.monotonic() - since, 2) if since is not None else 0.0,
+                attempts=self._outage.attempts,
+            )
+        else:
+            _log.info("amqp_connected", role=self.role, node=self.node)
         self._on_open(connection)
 
     @property
@@ -66,7 +77,7 @@ class Side:
         self._connection = None
         failed = self.node
         self._nodes.advance()  # the next node, if there is another
-        self._link.retry(self._outage, error, self.connect, failed)
+        self._link.retry(self._outage, error, self.connect, node=failed, role=self.role)
 
     def _on_closed(self, _connection: pika.connection.Connection, reason: BaseException) -> None:
         self._connection = None
@@ -74,7 +85,7 @@ class Side:
         if self._link.closing:
             return
         self._lost = True
-        _log.warning(f"{self.role}_connection_lost", node=self.node, reason=str(reason))
+        _log.warning("amqp_connection_lost", role=self.role, node=self.node, cause=describe(reason))
         lost = self.node
         self._nodes.advance()  # a node that died takes a while to come back: try another
-        self._link.retry(self._outage, reason, self.connect, lost)
+        self._link.retry(self._outage, reason, self.connect, node=lost, role=self.role)
