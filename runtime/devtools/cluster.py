@@ -144,6 +144,21 @@ class Cluster:
         while self.running(node) and time.monotonic() < deadline:
             time.sleep(0.1)
 
+    def freeze(self, name: str) -> None:
+        """``SIGSTOP`` the node's Erlang VM: its sockets stay open and nothing answers, as
+        with a machine that hangs or a network that drops packets silently."""
+        os.kill(self._running_pid(name), signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        """``SIGCONT`` a frozen node: it goes on where it stopped."""
+        os.kill(self._running_pid(name), signal.SIGCONT)
+
+    def _running_pid(self, name: str) -> int:
+        pid = self._pid(self.node(name))
+        if pid is None:
+            raise ClusterError(f"node {name} is not running")
+        return pid
+
     def stop(self, name: str) -> None:
         """Stop a node gracefully (its clients are told the connection is closing)."""
         self._ctl(self.node(name), "stop")

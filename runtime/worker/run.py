@@ -215,6 +215,7 @@ class _Run:
                     max_delay=settings.amqp_publish_max_retry_delay / 1000,
                 ),
                 on_fatal=self._on_fatal,
+                heartbeat=settings.amqp_heartbeat or None,
             ),
             io=(
                 OnAsyncioLoop(self.steps_loop.loop, self.steps_loop.thread)

@@ -146,6 +146,11 @@ class Settings(BaseModel):
     """Seconds to wait for the broker to confirm one publish (reconnects included)."""
     amqp_reconnect_deadline: float = 300.0
     """Seconds the worker keeps reconnecting to a lost broker before exiting with code 1."""
+    amqp_heartbeat: Annotated[int, Field(ge=0, le=600)] = 5
+    """Seconds within which the broker and the worker each expect to hear from the other
+    (AMQP heartbeats): a node that goes silent, a frozen one included, is left for another
+    within 2 * (this + 5) s, 20 s by default. 0: the broker's own (60 s on RabbitMQ). A
+    ``heartbeat`` in ELASTICIO_AMQP_URI wins."""
     amqp_connection_name: OptionalText = None
     """Names the two broker connections ``{name}-read`` and ``{name}-write``; by default
     the host name, as the Node.js sailor does (in a container, the container's)."""

@@ -266,3 +266,34 @@ def test_a_quorum_queues_delivery_count_bounds_requeues_across_workers(cluster, 
     assert "rejected so it cannot loop" in rejected["reason"]
     wait_for(lambda: (cluster.queue(harness.flow.messages_queue) or (1, 1, 0))[:2] == (0, 0), 30,
          "the queue empty")  # fmt: skip
+
+
+def test_a_frozen_node_is_left_within_the_heartbeats_bound(cluster, harness):
+    """SIGSTOP of the read connection's node: its socket stays open and says nothing. The
+    worker's heartbeat (5 s by default) has it leave within 2 * (5 + 5) s, and output goes
+    on from another node while the frozen one is still frozen."""
+    worker = start(harness, cluster)
+    victim = cluster.node_at(node_of(worker, "read"))
+    frozen = threading.Event()
+    sender = sending(harness, MESSAGES, sleep=0.02, second_half_after=frozen)
+    outputs = Outputs(harness)
+    outputs.until(MESSAGES // 4, 60, then_all=False)
+    cluster.freeze(victim.name)
+    frozen_at = time.monotonic()
+    frozen.set()
+    try:
+        before = len(outputs.seen)
+        # Well under the 65-130 s that RabbitMQ's own 60 s heartbeat would take.
+        outputs.until(before + 50, 45, then_all=False)
+        silence = round(time.monotonic() - frozen_at, 1)
+        assert len(outputs.seen) >= before + 50, "no output while the node was frozen"
+        assert node_of(worker, "read") != f"127.0.0.1:{victim.port}"
+    finally:
+        cluster.thaw(victim.name)
+    sender.join(120)
+    outputs.until(MESSAGES, 120)
+    line = report("read node frozen", outputs, worker, **settled(cluster, harness, worker),
+                  **{"seconds until output went on": silence, "node frozen": victim.name})  # fmt: skip
+    assert line["data received"] == MESSAGES
+    assert line["duplicates"] <= line["republished unconfirmed"]
+    assert line["left in the queue"] == 0 and line["unacked left"] == 0

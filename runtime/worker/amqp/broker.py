@@ -76,6 +76,7 @@ class Broker:
             io=self._io,
             reconnect=recovery.reconnect,
             give_up=self._give_up,
+            heartbeat=recovery.heartbeat,
         )
         self._consumer = (
             Consumer(self.link, queue=queue, prefetch=prefetch, on_delivery=on_delivery)

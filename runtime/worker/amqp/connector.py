@@ -31,6 +31,8 @@ class Connector:
         io: the loop the connections live on.
         reconnect: back-off and deadline for lost connections.
         give_up: called (on the loop) with the error once the deadline passed.
+        heartbeat: seconds of each connection's heartbeat unless its URL gives one; None
+            for the broker's.
     """
 
     def __init__(
@@ -41,8 +43,10 @@ class Connector:
         io: Io,
         reconnect: Reconnect,
         give_up: Callable[[BaseException], None],
+        heartbeat: int | None = None,
     ) -> None:
         self._nodes = nodes
+        self._heartbeat = heartbeat
         self._name = name
         self._io = io
         self._reconnect = reconnect
@@ -65,6 +69,8 @@ class Connector:
         on_closed: OnProblem,
     ) -> pika.connection.Connection:
         node.client_properties = {"connection_name": f"{self._name}-{role}"}
+        if node.heartbeat is None and self._heartbeat:
+            node.heartbeat = self._heartbeat
         return self._io.connect(node, on_open, on_failed, on_closed)
 
     def rotation(self, role: str) -> Rotation:

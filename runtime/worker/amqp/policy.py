@@ -76,10 +76,13 @@ def describe(reason: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Recovery:
-    """How the broker recovers: reconnecting lost connections, sending again publishes the
-    broker refused, and ``on_fatal``, called once if the broker stays unreachable past the
-    reconnect deadline."""
+    """How the broker recovers: noticing a silent node (``heartbeat``), reconnecting lost
+    connections, sending again publishes the broker refused, and ``on_fatal``, called once if
+    the broker stays unreachable past the reconnect deadline."""
 
     reconnect: Reconnect = field(default_factory=Reconnect)
     publish_retry: PublishRetry = field(default_factory=PublishRetry)
     on_fatal: Callable[[BaseException], None] | None = None
+    heartbeat: int | None = None
+    """Seconds of the connections' heartbeat, unless a node's URL gives one; None: the
+    broker's. pika closes a connection it has not heard from in 2 * (this + 5) s at most."""
