@@ -141,6 +141,8 @@ def cases(quick: bool) -> list[Case]:
     return every
 
 
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+"""The lock store of ``ours+replicas``."""
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 
 
@@ -152,7 +154,7 @@ KINDS = ("ours", "pika", "pika-async", "node")
 
 
 def kind_of(worker: str) -> str:
-    """ "ours", "pika", "pika-async" or "node": a worker name without its "@DIR" or "+metrics"
+    """ "ours", "pika", "pika-async" or "node": a worker name without its "@DIR" or "+..."
     variant."""
     return worker.partition("@")[0].split("+")[0]
 
@@ -356,6 +358,8 @@ def run_once(
             "PYTHONPATH": worker.partition("@")[2] or str(ROOT),
             # "ours+metrics": Prometheus metrics on (any free port), to measure their cost
             **({"ELASTICIO_METRICS_PORT": "0"} if "+metrics" in worker else {}),
+            # "ours+replicas": the word between replicas on (a Redis lock store), for its cost
+            **({"ELASTICIO_CREDENTIAL_LOCK_URL": REDIS_URL} if "+replicas" in worker else {}),
             "LOG_FORMAT": "json",
         }
     )
@@ -534,7 +538,7 @@ def main() -> None:
     unknown = [w for w in workers if kind_of(w) not in KINDS]
     if unknown:
         sys.exit(f"unknown workers {unknown}: each is one of {', '.join(KINDS)}, "
-                 "with an optional +async, +metrics or @DIR")  # fmt: skip
+                 "with an optional +async, +metrics, +replicas or @DIR")  # fmt: skip
     if "node" in workers and not NODE_SAILOR.exists():
         sys.exit("the Node.js sailor is not installed: run scripts/bench (it runs npm ci)")
     if args.profile and not Path(PY_SPY).exists():

@@ -44,6 +44,7 @@ class MemoryBroker:
     refuse: Callable[[str, bytes], BaseException | None] | None = None
     """Decides per publish: None to confirm, or the failure to report."""
     on_delivery: Callable[[Delivery], None] | None = None
+    on_read_lost: Callable[[int], None] | None = None
     prefetch: int = 0
     """Unsettled deliveries handed over at once, as ``basic.qos``; 0 for no limit."""
     _waiting: collections.deque[Delivery] = field(default_factory=collections.deque)
@@ -125,8 +126,12 @@ class MemoryBroker:
         """The consumer connection is replaced: older deliveries can no longer be settled
         (and no longer count against the prefetch)."""
         with self._changed:
+            lost = self.generation
             self.generation += 1
             self._unsettled = 0
+        told = self.on_read_lost
+        if told is not None:
+            self.call_soon(lambda: told(lost))
         self.call_soon(self._hand_over)
 
     @property

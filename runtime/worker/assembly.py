@@ -27,11 +27,16 @@ from runtime.worker.lightweight import Bodies
 from runtime.worker.loop import Worker
 from runtime.worker.preparation import Preparation, StepParts
 from runtime.worker.publisher import Publisher
+from runtime.worker.replica_store import store_from_url
+from runtime.worker.replicas import Replicas
 from runtime.worker.settings import Settings
 from runtime.worker.settlement import Ledger
 from runtime.worker.step_state import StepState
 from runtime.worker.sync_path import SyncPath
 from runtime.worker.transport import BrokerPort
+
+REPLICA_LEASE_MARGIN = 60.0
+"""Seconds past a message's time limit that another replica waits for its verdict."""
 
 
 def assemble_worker(
@@ -72,7 +77,9 @@ def assemble_worker(
         keys=keys,
         storage=bodies,
     )
-    ledger = Ledger(broker, prefetch=settings.rabbitmq_prefetch_sailor)
+    ledger = Ledger(
+        broker, prefetch=settings.rabbitmq_prefetch_sailor, replicas=_replicas(settings)
+    )
     metrics.in_flight_from(lambda: ledger.in_flight)
     http_pool = HttpPool()
     sessions = _sessions(settings, component, api, state, lock=lock, pool=http_pool)
@@ -85,7 +92,18 @@ def assemble_worker(
         if asynchronous and steps_loop is not None
         else SyncPath(settings, prep, completion, runners)
     )
+    ledger.on_admitted = path.take
+    broker.on_read_lost = ledger.connection_lost
     return Worker(ledger=ledger, path=path, keys=keys, runners=runners, http_pool=http_pool)
+
+
+def _replicas(settings: Settings) -> Replicas | None:
+    """The word shared with the step's other replicas, in the credential lock's store."""
+    store = store_from_url(settings.credential_lock_url)
+    if store is None:
+        return None
+    step = f"{settings.flow_id}:{settings.step_id}"
+    return Replicas(store, step=step, lease=settings.message_timeout + REPLICA_LEASE_MARGIN)
 
 
 def _sessions(

@@ -36,10 +36,12 @@ import collections
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from runtime.log import get_logger
+from runtime.worker.replicas import Replicas
 from runtime.worker.transport import BrokerPort, Delivery, Settlement
 
 MAX_REQUEUES = 5
@@ -118,8 +120,23 @@ class _Memory:
 
 
 class Ledger:
+    """Each delivery's fate (see the module's docstring).
+
+    Args:
+        broker: performs the settles.
+        max_requeues: requeues of one message before it is rejected instead.
+        prefetch: the broker's prefetch (how many settles may be on their way at once).
+        replicas: the word shared with the step's other replicas (runtime.worker.replicas);
+            None when this worker decides alone.
+    """
+
     def __init__(
-        self, broker: BrokerPort, *, max_requeues: int = MAX_REQUEUES, prefetch: int = 8
+        self,
+        broker: BrokerPort,
+        *,
+        max_requeues: int = MAX_REQUEUES,
+        prefetch: int = 8,
+        replicas: Replicas | None = None,
     ) -> None:
         self._broker = broker
         self._max_requeues = max_requeues
@@ -127,6 +144,14 @@ class Ledger:
         self._memory = _Memory(lately_count=2 * max(8, prefetch))
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._replicas = replicas
+        self.on_admitted: Callable[[Ticket], None] | None = None
+        """Runs a message admitted after the other replicas were asked about it."""
+        if replicas is not None:
+            replicas.start(
+                settle=lambda d, v: broker.call_soon(lambda: self._settle_asked(d, v)),
+                admit=lambda d: broker.call_soon(lambda: self._admit_asked(d)),
+            )
 
     # --- on the I/O thread ---------------------------------------------------------------
 
@@ -151,11 +176,62 @@ class Ledger:
                 _log.info("redelivery_settled_as_before", messageId=message_id, verdict=verdict)
                 self._broker.settle_here(delivery, verdict)
                 return Handled("settled as before")
+            if self._replicas is not None:
+                with self._idle:
+                    self._in_flight += 1
+                self._replicas.ask(delivery, self._replicas.key(message_id, delivery.body))
+                return Handled("asking the other replicas")
+        return Run(self._ticket(message_id, delivery))
+
+    def _ticket(self, message_id: str, delivery: Delivery) -> Ticket:
         ticket = Ticket(message_id, [delivery])
         self._running.setdefault(message_id, []).append(ticket)
         with self._idle:
             self._in_flight += 1
-        return Run(ticket)
+        return ticket
+
+    def _admit_asked(self, delivery: Delivery) -> None:
+        """No other replica settled it, nor runs it now: it runs here."""
+        with self._idle:
+            self._in_flight -= 1  # counted again as a ticket
+        ticket = self._ticket(str(delivery.headers.get("messageId")), delivery)
+        if self.on_admitted is not None:
+            self.on_admitted(ticket)
+
+    def _settle_asked(self, delivery: Delivery, verdict: Settlement) -> None:
+        """Another replica ran it and its verdict is known: settled so, not run here."""
+        _log.info(
+            "redelivery_settled_as_another_replica_did",
+            messageId=delivery.headers.get("messageId"),
+            verdict=verdict,
+        )
+        try:
+            if self._broker.settle_here(delivery, verdict):
+                self._memory.settled(delivery, verdict)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def connection_lost(self, generation: int) -> None:
+        """The read connection of ``generation`` is gone (on the I/O thread): the other
+        replicas are told which of its messages still run here, and how those settled
+        lately were settled (their settles may have died with it)."""
+        replicas = self._replicas
+        if replicas is None:
+            return
+        running = [
+            replicas.key(ticket.message_id, ticket.delivery.body)
+            for tickets in self._running.values()
+            for ticket in tickets
+            if ticket.delivery.generation == generation and not ticket.settled
+        ]
+        if running:
+            replicas.running(running)
+        for delivery, verdict in self._memory.lately:
+            if delivery.generation == generation:
+                message_id = str(delivery.headers.get("messageId"))
+                replicas.done(replicas.key(message_id, delivery.body), verdict)
 
     def _settle_here(self, ticket: Ticket, verdict: Settlement) -> None:
         if ticket.settled:
@@ -178,6 +254,14 @@ class Ledger:
             if not applied:
                 _log.warning("settle_deferred_until_redelivery", verdict=verdict)
                 self._remember(ticket, verdict)
+            replicas = self._replicas
+            told = not applied or verdict == "requeue"
+            if replicas is not None and (told or replicas.any_marked):
+                key = replicas.key(ticket.message_id, ticket.delivery.body)
+                if told or replicas.marked(key):
+                    # Whichever replica gets it next: the verdict, or "run it now"; and a
+                    # "running" word said of it is never left standing.
+                    replicas.done(key, verdict)
         finally:
             with self._idle:
                 self._in_flight -= 1

@@ -167,3 +167,6 @@ class BrokerPort(Protocol):
     def settle_here(self, delivery: Delivery, action: Settlement) -> bool:
         """On the I/O thread: ack, reject or requeue; False when its connection is gone."""
         ...
+
+    on_read_lost: Callable[[int], None] | None
+    """Called on the I/O thread with the generation of a read connection that was lost."""

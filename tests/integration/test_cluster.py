@@ -74,8 +74,8 @@ def fresh(harness: StepHarness) -> None:
     harness.admin = AdminClient(harness.flow.amqp_url, name="test")
 
 
-def start(harness: StepHarness, cluster: Cluster) -> WorkerProcess:
-    worker = harness.start_worker(ELASTICIO_AMQP_URI=urls(cluster, "t1", "t2", "t3"))
+def start(harness: StepHarness, cluster: Cluster, **env: str) -> WorkerProcess:
+    worker = harness.start_worker(ELASTICIO_AMQP_URI=urls(cluster, "t1", "t2", "t3"), **env)
     wait_for(lambda: len(connected(worker)) >= 2, 30, "both connections open")
     return worker
 
@@ -297,3 +297,115 @@ def test_a_frozen_node_is_left_within_the_heartbeats_bound(cluster, harness):
     assert line["data received"] == MESSAGES
     assert line["duplicates"] <= line["republished unconfirmed"]
     assert line["left in the queue"] == 0 and line["unacked left"] == 0
+
+
+def all_settled(cluster: Cluster, harness: StepHarness, workers: list[WorkerProcess]) -> dict:
+    queue = harness.flow.messages_queue
+
+    def drained() -> bool:
+        counts = cluster.queue(queue)
+        return counts is not None and counts[:2] == (0, 0)
+
+    try:
+        wait_for(drained, 90, f"{queue} drained")
+    except AssertionError:
+        for worker in workers:  # what each replica said, to see where a message stopped
+            told = Counter(e.get("msg") for e in worker.logs if e.get("level") != "debug")
+            print(json.dumps({"queue": cluster.queue(queue), "worker": dict(told)}))
+        import redis
+
+        client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+        step = f"{harness.flow.flow_id}_{harness.flow.step_id}"
+        words = Counter(
+            (client.get(key) or b"").decode().split(" ")[0]
+            for key in client.scan_iter(f"eio:delivery:{step}.*")
+        )
+        running = [(client.get(k) or b"").decode() for k in client.scan_iter(f"eio:delivery:{step}.*")
+                   if (client.get(k) or b"").startswith(b"running")]  # fmt: skip
+        print(json.dumps({"words": dict(words), "running": running[:20]}))
+        raise
+    finally:
+        for worker in workers:
+            worker.signal()
+        for worker in workers:
+            assert worker.wait(60) == 0
+    counts = cluster.queue(queue)
+    assert counts is not None
+    return {"left in the queue": counts[0], "unacked left": counts[1]}
+
+
+def across(workers: list[WorkerProcess], msg: str, field: str | None = None) -> int:
+    return sum(logged(worker, msg, field) for worker in workers)
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+@pytest.mark.parametrize("event", ["read node killed", "write node killed", "rolling restart"])
+def test_replicas_sharing_a_store_run_no_message_twice(
+    cluster, harness, redis_url, replicas, event
+):
+    """Replicas of one step, all reading through the same node, each told of the others'
+    messages through Redis (ELASTICIO_CREDENTIAL_LOCK_URL): when a node goes, the
+    redeliveries land on replicas that did not run them, and none runs again."""
+    workers = [start(harness, cluster, ELASTICIO_CREDENTIAL_LOCK_URL=redis_url)
+               for _ in range(replicas)]  # fmt: skip
+    outputs = Outputs(harness)
+    if event == "rolling restart":  # every node goes: the stream is sent before
+        send_all(harness, MESSAGES, sleep=0.05)
+        outputs.until(MESSAGES // 10, 60, then_all=False)
+        for node in cluster.nodes:
+            cluster.stop(node.name)
+            cluster.start(node.name)
+        fresh(harness)
+    else:  # the test's own connection is on t3, which stays
+        went = threading.Event()
+        sender = sending(harness, MESSAGES, sleep=0.05, second_half_after=went)
+        outputs.until(MESSAGES // 4, 60, then_all=False)
+        victim = cluster.node_at(node_of(workers[0], event.split()[0]))
+        cluster.kill(victim.name)
+        went.set()
+        sender.join(180)
+    try:
+        line = replicas_line(cluster, harness, workers, outputs, f"{replicas} replicas, {event}")
+    finally:
+        forget_words(redis_url, harness)
+        if event != "rolling restart":
+            cluster.start(victim.name)
+    assert line["data received"] == MESSAGES
+    assert line["duplicates"] <= line["republished unconfirmed"]  # 0 double runs
+    assert line["left in the queue"] == 0 and line["unacked left"] == 0
+
+
+def replicas_line(
+    cluster: Cluster,
+    harness: StepHarness,
+    workers: list[WorkerProcess],
+    outputs: Outputs,
+    name: str,
+) -> dict[str, Any]:
+    outputs.until(MESSAGES, 180)
+    republished = across(workers, "republishing_unconfirmed", "count")
+    line = {
+        "test": name,
+        "sent": MESSAGES,
+        "data received": len(outputs.seen),
+        "duplicates": outputs.duplicates,
+        "republished unconfirmed": republished,
+        "double runs": max(0, outputs.duplicates - republished),
+        "settled as another replica did": across(
+            workers, "redelivery_settled_as_another_replica_did"
+        ),
+        "settled as before": across(workers, "redelivery_settled_as_before"),
+        **all_settled(cluster, harness, workers),
+    }
+    print(json.dumps(line))
+    return line
+
+
+def forget_words(redis_url: str, harness: StepHarness) -> None:
+    """Remove the records this test's replicas left in Redis (its flow's own keys only)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    step = f"{harness.flow.flow_id}_{harness.flow.step_id}".replace(":", "_")
+    for key in client.scan_iter(f"eio:delivery:{step}.*"):
+        client.delete(key)

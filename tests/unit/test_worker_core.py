@@ -7,7 +7,6 @@ the same rules run against a real RabbitMQ in tests/integration.
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import structlog
@@ -96,15 +95,6 @@ def settled(broker, worker, deliveries, timeout=10.0):
     assert worker.wait_idle(timeout)
     broker.drain()  # their settles were performed
     return [broker.verdict(d) for d in deliveries]
-
-
-@pytest.fixture
-def gated():
-    """The ``gated`` step's module: messages wait at its gate until the test opens it."""
-    gate = sys.modules[load_step(COMPONENT, "gated").process.__module__].state
-    gate.reset()
-    yield gate
-    gate.gate.set()
 
 
 @pytest.mark.parametrize("prefetch", [1, 10])

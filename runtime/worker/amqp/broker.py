@@ -185,6 +185,17 @@ class Broker:
         self._io.stop(timeout)
 
     @property
+    def on_read_lost(self) -> Callable[[int], None] | None:
+        """Called on the I/O loop with the generation of a read connection that was lost
+        (its deliveries can no longer be settled)."""
+        return self._consumer.on_lost if self._consumer is not None else None
+
+    @on_read_lost.setter
+    def on_read_lost(self, callback: Callable[[int], None] | None) -> None:
+        if self._consumer is not None:
+            self._consumer.on_lost = callback
+
+    @property
     def consuming(self) -> bool:
         return self._consumer is not None and self._consumer.consuming.is_set()
 

@@ -48,6 +48,8 @@ class Consumer(Side):
         self._consumed_once = False
         self._wanted = False
         self.generation = 0
+        self.on_lost: Callable[[int], None] | None = None
+        """Told the generation of a connection whose deliveries can no longer be settled."""
         self.ready = threading.Event()
         """The channel is open with its prefetch set."""
         self.consuming = threading.Event()
@@ -136,6 +138,8 @@ class Consumer(Side):
             self._connection.close()
 
     def _forget(self) -> None:
+        if self._channel is not None and self.on_lost is not None:
+            self.on_lost(self.generation)  # its deliveries can no longer be settled
         self._channel = None
         self._tag = None
         self.ready.clear()
