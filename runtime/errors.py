@@ -53,8 +53,9 @@ Outside ``Error``, on purpose:
                                    serves sync and async steps alike
 
     Exception (process-internal, never seen by steps): ServiceInputError (the service
-    command's variables), ClusterError (the test cluster), GrantRefused and SecretRefused
-    (the demo provider and the local secrets API answering an HTTP error).
+    command's variables), StoreUnavailable (the replicas' store did not answer: the worker
+    decides alone), ClusterError (the test cluster), GrantRefused and SecretRefused (the
+    demo provider and the local secrets API answering an HTTP error).
 """
 
 from __future__ import annotations

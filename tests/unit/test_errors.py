@@ -48,5 +48,5 @@ def test_what_steps_may_meet_stands_under_the_runtimes_error():
     assert outside == {
         "StepCancelled", "Stopped", "OutOfBounds", "TooLarge", "TooDeep", "TooSlow",
         "NotJson", "BadMessage", "CipherError", "AnswerTooSlow", "ServiceInputError",
-        "ClusterError", "GrantRefused", "SecretRefused",
+        "ClusterError", "GrantRefused", "SecretRefused", "StoreUnavailable",
     }  # fmt: skip
