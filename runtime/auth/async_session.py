@@ -151,7 +151,7 @@ class AsyncAuthorizedSession(SessionCore):
             max_bytes=None if stream else self._max_bytes if max_bytes is None else max_bytes,
         )
         seen, minted = await self._before_send()
-        with core.closed_on_exit(self._flow(seen, minted, verb, target, body.replayable)) as flow:
+        with contextlib.closing(self._flow(seen, minted, verb, target, body.replayable)) as flow:
             step = advance(flow, None)
             while not isinstance(step, Finished):
                 step = advance(flow, await self._handler(step)(step, attempt))

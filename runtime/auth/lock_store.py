@@ -31,20 +31,35 @@ def lock_from_url(
     Raises:
         ConfigError: an unsupported scheme or a file URL without a folder.
     """
-    if not url:
+    where = store_of(url)
+    if where is None:
         return IN_PROCESS
+    if isinstance(where, Path):
+        return FileLock(where, wait=wait, secret=secret)
+    from runtime.auth.redis_lock import RedisLock  # redis is imported only when used
+
+    return RedisLock(where, secret=secret, lease=lease, wait=wait)
+
+
+def store_of(url: str | None) -> str | Path | None:
+    """Where ``ELASTICIO_CREDENTIAL_LOCK_URL`` points: a Redis URL, a folder, or None when
+    unset (the replicas share the same store for their word about messages).
+
+    Raises:
+        ConfigError: an unsupported scheme or a file URL without a folder.
+    """
+    if not url:
+        return None
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("redis", "rediss"):
-        from runtime.auth.redis_lock import RedisLock  # redis is imported only when used
-
-        return RedisLock(url, secret=secret, lease=lease, wait=wait)
+        return url
     if scheme == "file":
         path = unquote(urlsplit(url).path)
         if not path:
             raise ConfigError(
                 f"ELASTICIO_CREDENTIAL_LOCK_URL={url!r} names no folder: use file:///DIR"
             )
-        return FileLock(Path(path), wait=wait, secret=secret)
+        return Path(path)
     raise ConfigError(
         f"ELASTICIO_CREDENTIAL_LOCK_URL has the scheme {scheme or 'none'!r}: use "
         "redis://HOST:PORT/DB for replicas on several machines or file:///DIR on one machine"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
 
 import requests
@@ -34,7 +35,6 @@ from runtime.auth.session_core import (
     Finished,
     SessionCore,
     advance,
-    closed_on_exit,
     seekable,
 )
 from runtime.auth.signing import sign
@@ -133,7 +133,8 @@ class AuthorizedSession(SessionCore, requests.Session):
             kwargs["_rewind_to"] = kwargs["data"].tell()
         seen, minted = self._before_send()
         call = (verb, target, kwargs)
-        with closed_on_exit(self._flow(seen, minted, verb, target, _replayable(kwargs))) as flow:
+        # The flow is closed however the request ends (an action that raised included).
+        with closing(self._flow(seen, minted, verb, target, _replayable(kwargs))) as flow:
             step = advance(flow, None)
             while not isinstance(step, Finished):
                 step = advance(flow, self._handler(step)(step, call))

@@ -11,7 +11,6 @@ read, wait and refresh, as httpx's ``Client`` and ``AsyncClient`` do over one ba
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from contextlib import closing
 from typing import Any
 
 from runtime.auth.credentials import Credentials
@@ -178,11 +177,6 @@ def advance(flow: Flow, answer: Any) -> Action | Finished:
         return flow.send(answer)
     except StopIteration as done:
         return Finished(done.value)
-
-
-def closed_on_exit(flow: Flow) -> closing[Flow]:
-    """Close the flow however the driver leaves it (an action that raised included)."""
-    return closing(flow)
 
 
 def seekable(data: Any) -> bool:

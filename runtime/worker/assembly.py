@@ -77,9 +77,10 @@ def assemble_worker(
         keys=keys,
         storage=bodies,
     )
-    ledger = Ledger(
-        broker, prefetch=settings.rabbitmq_prefetch_sailor, replicas=_replicas(settings)
-    )
+    replicas = _replicas(settings)
+    ledger = Ledger(broker, prefetch=settings.rabbitmq_prefetch_sailor, replicas=replicas)
+    if replicas is not None:
+        replicas.start(settle=ledger.settle_asked, admit=ledger.admit_asked)
     metrics.in_flight_from(lambda: ledger.in_flight)
     http_pool = HttpPool()
     sessions = _sessions(settings, component, api, state, lock=lock, pool=http_pool)

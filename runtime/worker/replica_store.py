@@ -15,11 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from runtime.auth.lock_store import store_of
 
 COMMAND_SECONDS = 1.0
 """One try of one command; with the one retry, an unreachable store costs two seconds."""
@@ -99,13 +100,12 @@ class FolderStore:
 
 
 def store_from_url(url: str | None) -> ReplicaStore | None:
-    """The store ``ELASTICIO_CREDENTIAL_LOCK_URL`` names; None when it names none (the
-    URL was checked when the credential lock was made from it)."""
-    if not url:
+    """The store ``ELASTICIO_CREDENTIAL_LOCK_URL`` names; None when it is unset.
+
+    Raises:
+        ConfigError: an unsupported scheme or a file URL without a folder.
+    """
+    where = store_of(url)
+    if where is None:
         return None
-    parts = urlsplit(url)
-    if parts.scheme.lower() in ("redis", "rediss"):
-        return RedisStore(url)
-    if parts.scheme.lower() == "file" and parts.path:
-        return FolderStore(Path(unquote(parts.path)))
-    return None
+    return FolderStore(where) if isinstance(where, Path) else RedisStore(where)

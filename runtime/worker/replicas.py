@@ -70,7 +70,7 @@ class Replicas:
         self._step = re.sub(r"[^A-Za-z0-9_-]", "_", step)
         self._lease = lease
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-        self._inbox: queue.SimpleQueue[tuple[str, str, float] | _Asked | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[str, str, float] | _Asked] = queue.SimpleQueue()
         self._unreachable = False
         self._marked: set[str] = set()  # the broker's thread's only
 
@@ -79,9 +79,6 @@ class Replicas:
         threading.Thread(
             target=self._serve, args=(settle, admit), name="replica-word", daemon=True
         ).start()
-
-    def stop(self) -> None:
-        self._inbox.put(None)
 
     def key(self, message_id: str, body: bytes) -> str:
         """The step (readable, to find its records by) and a digest of the message."""
@@ -124,8 +121,6 @@ class Replicas:
             try:
                 item = self._inbox.get(timeout=POLL if asked else None)
                 while True:
-                    if item is None:
-                        return
                     if isinstance(item, _Asked):
                         asked.append(item)
                     else:

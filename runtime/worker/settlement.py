@@ -147,11 +147,6 @@ class Ledger:
         self._replicas = replicas
         self.on_admitted: Callable[[Ticket], None] | None = None
         """Runs a message admitted after the other replicas were asked about it."""
-        if replicas is not None:
-            replicas.start(
-                settle=lambda d, v: broker.call_soon(lambda: self._settle_asked(d, v)),
-                admit=lambda d: broker.call_soon(lambda: self._admit_asked(d)),
-            )
 
     # --- on the I/O thread ---------------------------------------------------------------
 
@@ -190,6 +185,14 @@ class Ledger:
             self._in_flight += 1
         return ticket
 
+    def admit_asked(self, delivery: Delivery) -> None:
+        """The replicas' answer for a delivery asked about: run it here (any thread)."""
+        self._broker.call_soon(lambda: self._admit_asked(delivery))
+
+    def settle_asked(self, delivery: Delivery, verdict: Settlement) -> None:
+        """The replicas' answer: settle it as another replica did (any thread)."""
+        self._broker.call_soon(lambda: self._settle_asked(delivery, verdict))
+
     def _admit_asked(self, delivery: Delivery) -> None:
         """No other replica settled it, nor runs it now: it runs here."""
         with self._idle:
@@ -224,7 +227,7 @@ class Ledger:
             replicas.key(ticket.message_id, ticket.delivery.body)
             for tickets in self._running.values()
             for ticket in tickets
-            if ticket.delivery.generation == generation and not ticket.settled
+            if not ticket.settled and any(d.generation == generation for d in ticket.deliveries)
         ]
         if running:
             replicas.running(running)

@@ -146,21 +146,7 @@ def sending(
 def settled(cluster: Cluster, harness: StepHarness, worker: WorkerProcess) -> dict[str, int]:
     """Wait for the step's queue to drain (nothing ready, nothing unacked) while the worker
     runs; then stop it gracefully and count what is left."""
-    queue = harness.flow.messages_queue
-
-    def drained() -> bool:
-        counts = cluster.queue(queue)
-        return counts is not None and counts[:2] == (0, 0)
-
-    try:
-        wait_for(drained, 60, f"{queue} drained")
-    finally:
-        worker.signal()
-        assert worker.wait(60) == 0
-    counts = cluster.queue(queue)
-    assert counts is not None
-    ready, unacked, _consumers = counts
-    return {"left in the queue": ready, "unacked left": unacked}
+    return all_settled(cluster, harness, [worker])
 
 
 def logged(worker: WorkerProcess, msg: str, field: str | None = None) -> int:
@@ -299,7 +285,10 @@ def test_a_frozen_node_is_left_within_the_heartbeats_bound(cluster, harness):
     assert line["left in the queue"] == 0 and line["unacked left"] == 0
 
 
-def all_settled(cluster: Cluster, harness: StepHarness, workers: list[WorkerProcess]) -> dict:
+def all_settled(
+    cluster: Cluster, harness: StepHarness, workers: list[WorkerProcess]
+) -> dict[str, int]:
+    """``settled`` for several replicas of the step."""
     queue = harness.flow.messages_queue
 
     def drained() -> bool:
@@ -312,17 +301,6 @@ def all_settled(cluster: Cluster, harness: StepHarness, workers: list[WorkerProc
         for worker in workers:  # what each replica said, to see where a message stopped
             told = Counter(e.get("msg") for e in worker.logs if e.get("level") != "debug")
             print(json.dumps({"queue": cluster.queue(queue), "worker": dict(told)}))
-        import redis
-
-        client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-        step = f"{harness.flow.flow_id}_{harness.flow.step_id}"
-        words = Counter(
-            (client.get(key) or b"").decode().split(" ")[0]
-            for key in client.scan_iter(f"eio:delivery:{step}.*")
-        )
-        running = [(client.get(k) or b"").decode() for k in client.scan_iter(f"eio:delivery:{step}.*")
-                   if (client.get(k) or b"").startswith(b"running")]  # fmt: skip
-        print(json.dumps({"words": dict(words), "running": running[:20]}))
         raise
     finally:
         for worker in workers:
