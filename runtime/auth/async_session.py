@@ -160,6 +160,7 @@ class AsyncAuthorizedSession(SessionCore):
 
     def release(self) -> None:
         """The message it served ended: let go of what it holds (what is shared stays)."""
+        self._end_message()
         self._close_use()
         if self._own_pool:
             with contextlib.suppress(RuntimeError):  # no running loop: nothing is open

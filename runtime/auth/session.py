@@ -143,6 +143,7 @@ class AuthorizedSession(SessionCore, requests.Session):
 
     def release(self) -> None:
         """The message it served ended: close it, unless it is kept for the next one."""
+        self._end_message()
         if not self.kept:
             self.close()
 

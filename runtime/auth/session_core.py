@@ -29,6 +29,7 @@ from runtime.auth.flow import request_flow as _request_flow
 from runtime.auth.retry import RetryBudget
 from runtime.auth.slots import OnKeys
 from runtime.auth.use import CredentialUse, credential_use
+from runtime.errors import StepCancelled
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
@@ -150,6 +151,12 @@ class SessionCore:
                 return self._refresh_for
         raise TypeError(f"unknown action {action!r}")
 
+    def _end_message(self) -> None:
+        """The message this session served ended: its ``on_keys`` (which holds the
+        message's context) is let go, and a refresh still started for it fails rather than
+        use a token it could not save."""
+        self._on_keys = _message_ended
+
     def _close_use(self) -> None:
         if not self._use.shared:
             self._use.close()
@@ -183,3 +190,7 @@ def seekable(data: Any) -> bool:
     """A file body that can be rewound and sent again (an upload spooled to disk)."""
     is_seekable = getattr(data, "seekable", None)
     return callable(is_seekable) and bool(is_seekable()) and hasattr(data, "read")
+
+
+def _message_ended(_keys: dict[str, Any]) -> None:
+    raise StepCancelled

@@ -174,11 +174,21 @@ def cancel(ctx: StepContext) -> None:
 
 
 def release(ctx: StepContext) -> None:
-    """Let go of the context's session once its step ended (a shared pool outlives it)."""
+    """Let go of the context's session once its step ended (a shared pool outlives it),
+    and of the run it delivered to: later emits raise ``StepCancelled``, as a closed run's
+    do. Cutting these links frees a message's objects the moment it ends; left in place,
+    each message became a reference cycle (run, ctx, session, outbox, router, message)
+    that only the garbage collector's full passes freed, at a cost that grew with the
+    messages in flight."""
+    ctx._deliver = _after_end
     http = ctx._http
     close = getattr(http, "release", None)
     if callable(close):
         close()
+
+
+def _after_end(_event: Event) -> Any:
+    raise StepCancelled
 
 
 async def close_async(ctx: StepContext) -> None:
