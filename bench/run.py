@@ -123,7 +123,7 @@ def cases(quick: bool) -> list[Case]:
         Case("100 KB, prefetch 1", 100_000, 1, "filled", large),
         Case("100 KB, prefetch 10", 100_000, 10, "filled", large),
         Case("paced 200/s, 200 B, prefetch 1", 200, 1, "paced", 600 if quick else 2000, 200.0),
-        *(api(20, p, only=api_only) for p in (1, 10, 50)),
+        *(api(20, p, only=api_only) for p in (1, 10, 50, 200)),
         *(api(200, p, only=api_only) for p in (1, 10, 50, 200)),
         api(20, 50, only=("ours",), token_ttl_s=1.0 if quick else 2.0,
             suffix=", token expiring every 2 s" if not quick else ", token expiring every 1 s"),
