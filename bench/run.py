@@ -366,7 +366,7 @@ def run_once(
     command, cwd = worker_command(worker)
     if profile is not None and worker != "node":
         profile.mkdir(parents=True, exist_ok=True)
-        out = profile / f"{slug(case.name)}-{worker}-{run + 1}.txt"
+        out = profile / f"{slug(case.name)}-{slug(worker)}-{run + 1}.txt"
         # --nonblocking: pausing the worker for each sample left only its imports in the
         # profile on some kernels, and slows what it measures.
         command = [PY_SPY, "record", "--format", "raw", "--rate", "1000", "--gil",

@@ -54,12 +54,14 @@ class NotJson(OutOfBounds):
     """Text that should have been JSON and is not."""
 
 
-def loads(data: bytes | str, *, what: str, limit: int | None = None) -> Any:
+def loads(data: bytes | str, *, what: object, limit: int | None = None) -> Any:
     """Parse JSON from outside.
 
     Args:
         data: the text or its UTF-8 bytes.
-        what: names the value for messages ("the step data from 127.0.0.1:9000").
+        what: names the value for messages ("the step data from 127.0.0.1:9000"); its
+            ``str`` is taken only when a message needs it, so it may be an object that
+            words itself then (``runtime.network.AnswerOf``).
         limit: the most bytes (or characters) accepted; None for no size bound.
 
     Raises:
@@ -76,7 +78,7 @@ def loads(data: bytes | str, *, what: str, limit: int | None = None) -> Any:
     return value
 
 
-def _loads_exactly(data: bytes | str, what: str) -> Any:
+def _loads_exactly(data: bytes | str, what: object) -> Any:
     # orjson refuses some text JSON.parse accepts (lone surrogate escapes, integers past
     # 64 bits, NaN): the stdlib decides those, and words the error when it is not JSON.
     try:

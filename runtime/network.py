@@ -95,6 +95,19 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
+class AnswerOf:
+    """Words "the answer of HOST" for an error message, only when one is made: parsing the
+    URL for every answer read is a cost each request would pay for nothing."""
+
+    __slots__ = ("url",)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __str__(self) -> str:
+        return f"the answer of {host_of(self.url)}"
+
+
 def host_of(url: str) -> str:
     parts = urlsplit(url)
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else url

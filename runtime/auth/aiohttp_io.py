@@ -68,6 +68,8 @@ class Body:
 
     def payload(self, headers: dict[str, str]) -> Any:
         data = self._data
+        if data is None and self._json is None:
+            return None
         if self._json is not None and data is None:
             headers.setdefault("Content-Type", "application/json")
             return orjson.dumps(self._json, option=orjson.OPT_NON_STR_KEYS)
@@ -110,6 +112,8 @@ async def read_all(raw: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
             f"the answer of {host_of(url)} is {declared:,} bytes,"
             f" more than the {limit:,} bytes allowed"
         )
+    if declared is not None:  # aiohttp reads exactly what was declared, and no more
+        return await raw.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in raw.content.iter_chunked(CHUNK):

@@ -13,7 +13,7 @@ import requests
 from runtime import bounded
 from runtime.auth.aiohttp_io import CHUNK, MAX_BYTES, read_all, translated
 from runtime.auth.session_core import DEFAULT_TIMEOUT
-from runtime.network import host_of
+from runtime.network import AnswerOf, host_of
 
 
 class AsyncResponse:
@@ -47,7 +47,7 @@ class AsyncResponse:
         return self.content.decode(self.encoding or "utf-8", errors="replace")
 
     def json(self) -> Any:
-        return bounded.loads(self.content, what=f"the answer of {host_of(self.url)}")
+        return bounded.loads(self.content, what=AnswerOf(self.url))
 
     def raise_for_status(self) -> None:
         if self.status_code >= 400:

@@ -38,7 +38,7 @@ from runtime.auth.aiohttp_io import MAX_BYTES, Body, HttpPool, pairs, read_all, 
 from runtime.auth.async_response import AsyncResponse
 from runtime.auth.cache import Refreshed, Slot, fingerprint
 from runtime.auth.credentials import Credentials
-from runtime.auth.environment import environment_proxy
+from runtime.auth.environment import proxy_for
 from runtime.auth.flow import Discard, Failed, Pause, Peek, Refresh, Send
 from runtime.auth.session_core import DEFAULT_TIMEOUT, Finished, SessionCore, advance
 from runtime.auth.signing import auth_headers, auth_query
@@ -213,12 +213,9 @@ class AsyncAuthorizedSession(SessionCore):
             return await loop.run_in_executor(_REFRESHING, call)
 
     async def _send_once(self, attempt: _Attempt, credentials: Credentials) -> AsyncResponse:
-        url = attempt.url
-        parts = urlsplit(url)
         headers = {**attempt.headers, **auth_headers(credentials)}
-        url = with_query(url, list(auth_query(credentials).items()))
+        url = with_query(attempt.url, list(auth_query(credentials).items()))
         data = attempt.body.payload(headers)
-        proxy = environment_proxy(parts.scheme, parts.netloc)
         try:
             async with asyncio.timeout(attempt.seconds):
                 raw = await self._pool.client().request(
@@ -231,7 +228,7 @@ class AsyncAuthorizedSession(SessionCore):
                     # as in requests and axios.
                     max_redirects=(attempt.redirects or 0) + 1,
                     ssl=tls(attempt.verify),
-                    proxy=proxy,
+                    proxy=proxy_for(url),
                 )
                 content = None
                 if attempt.max_bytes is not None:

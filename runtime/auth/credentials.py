@@ -10,6 +10,7 @@ readable by whatever wrote them.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -182,8 +183,10 @@ class Credentials(BaseModel):
         profile = self.profile
         return self.client_auth_location or (profile.client_auth if profile else "both")
 
-    @property
+    @functools.cached_property
     def can_refresh(self) -> bool:
+        # Asked several times a request; a credential never changes (``merged`` makes a
+        # new one, and drops the copied answer).
         return (
             self.type == "oauth2"
             and not self._missing_for_refresh()
@@ -258,6 +261,7 @@ class Credentials(BaseModel):
             if name not in _RESPONSE_FIELDS and name not in type(self).model_fields
         }
         fresh = self.model_copy(update=update)
+        fresh.__dict__.pop("can_refresh", None)  # model_copy copied the old answer
         fresh._raw = self._raw
         fresh._nested = self._nested
         fresh._snake = self._snake

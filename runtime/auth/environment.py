@@ -1,9 +1,11 @@
 """The proxy settings of the process environment, looked up once per host.
 
 ``requests`` walks the whole environment (and stats ``~/.netrc``) on every request; for a
-step making hundreds of calls a second that is a tenth of its CPU. The proxy variables are
-read on every call still, so a change takes effect at once, but the lookup they feed is
-remembered per host and value.
+step making hundreds of calls a second that is a tenth of its CPU. For the sync session
+the proxy variables are read on every call still, so a change takes effect at once, but
+the lookup they feed is remembered per host and value. The async session, which makes a
+busy worker's hundreds of calls a second on one thread, decides once per origin and
+process (``proxy_for``): a worker's environment is set when its container starts.
 """
 
 from __future__ import annotations
@@ -33,6 +35,31 @@ def environment_proxy(scheme: str, netloc: str) -> str | None:
     values = tuple(os.environ.get(name) for name in _VARIABLES)
     found = _lookup(f"{scheme}://{netloc}", None, values)
     return next((proxy for key, proxy in found if key == scheme), None)
+
+
+_DECIDED: dict[str, str | None] = {}
+_DECIDED_LIMIT = 512
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy a request to ``url`` goes through, if any: decided once per origin for
+    the life of the process (see the module's docstring)."""
+    start = url.find("//") + 2
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start)
+        if 0 <= found < end:
+            end = found
+    origin = url[:end]
+    try:
+        return _DECIDED[origin]
+    except KeyError:
+        pass
+    if len(_DECIDED) >= _DECIDED_LIMIT:
+        _DECIDED.clear()
+    parts = urlsplit(origin)
+    proxy = _DECIDED[origin] = environment_proxy(parts.scheme, parts.netloc)
+    return proxy
 
 
 def ca_bundle() -> str | None:

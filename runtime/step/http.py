@@ -48,8 +48,16 @@ _log = get_logger(__name__)
 
 def credential_part(cfg: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
     """The credential's own fields of a step's cfg."""
-    names = [*fields, *(t for t in TOKEN_FIELDS if t not in fields)]
-    return {name: cfg[name] for name in names if name in cfg and cfg[name] is not None}
+    return _picked(cfg, credential_names(fields))
+
+
+def credential_names(fields: Collection[str]) -> tuple[str, ...]:
+    """The names of a credential's fields in a cfg: component.json's, then the tokens'."""
+    return (*fields, *(t for t in TOKEN_FIELDS if t not in fields))
+
+
+def _picked(cfg: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: value for name in names if (value := cfg.get(name)) is not None}
 
 
 def cache_key(cfg: Mapping[str, Any], credentials: Credentials) -> str:
@@ -101,6 +109,7 @@ class Sessions:
         keep: bool = False,
     ) -> None:
         self._fields = tuple(credential_fields)
+        self._names = credential_names(self._fields)
         self._secrets = stores.secrets
         self._held: dict[str, tuple[HeldCredential, Credentials]] = {}
         self._cache = cache
@@ -203,7 +212,7 @@ class Sessions:
         platform holds it when it does."""
         secret_id = secret_id_of(cfg)
         if secret_id is None:
-            text, credentials = self._parse(credential_part(cfg, self._fields))
+            text, credentials = self._parse(_picked(cfg, self._names))
             return text, credentials, cache_key(cfg, credentials), None
         known = self._held.get(secret_id)
         if known is None:
@@ -229,7 +238,7 @@ class Sessions:
     def _reload(self) -> Credentials | None:
         if self._fresh_cfg is None:
             return None
-        return Credentials.parse(credential_part(self._fresh_cfg(), self._fields))
+        return Credentials.parse(_picked(self._fresh_cfg(), self._names))
 
     def _parse(self, part: dict[str, Any]) -> tuple[bytes, Credentials]:
         """Parsed once per distinct credential, not once per message."""

@@ -255,3 +255,12 @@ def test_instants_in_every_format():
     assert parse_instant("1700000000000") == datetime.fromtimestamp(1700000000, UTC)
     assert parse_instant("2024-01-20T10:30:00") == datetime(2024, 1, 20, 10, 30, tzinfo=UTC)
     assert parse_instant("yesterday") is None
+
+
+def test_a_token_answer_that_brings_a_refresh_token_makes_the_credential_refreshable():
+    # As a provider's first answer can leave it (parse would refuse it from a user).
+    creds = Credentials.model_validate(oauth(refreshToken=None))
+    assert not creds.can_refresh  # asked first: the answer is remembered for this credential
+    fresh = creds.merged({"access_token": "at-2", "refresh_token": "rt-2"}, now=NOW)
+    assert fresh.can_refresh
+    assert not creds.can_refresh
