@@ -227,6 +227,64 @@ def _replicas(results: list[Any]) -> list[str]:
     return lines
 
 
+def _against_ceilings(results: list[Any]) -> list[str]:
+    """Each of our workers against the bare ceiling doing the same wire work, in the same
+    run, beside the Node.js sailor: throughput and CPU a message."""
+    groups = _group(results)
+    rows = []
+    for case in dict.fromkeys(r.case for r in results):
+        family = _family(case)
+        if family not in ("passthrough", "api") or case.startswith("paced"):
+            continue
+        for worker in dict.fromkeys(r.worker for r in results):
+            ours = groups.get((case, worker))
+            if not ours or not worker.startswith("ours"):
+                continue
+            asynchronous = "+async" in worker
+            ceiling = "pika-async" if asynchronous or family == "api" else "pika"
+            rows.append(_against(groups, case, worker, ceiling))
+    if not rows:
+        return []
+    return [
+        "## Against the ceilings",
+        "",
+        "Ours ÷ the bare ceiling doing the same wire work with nothing else (`bench/ceiling.py`"
+        " for a sync step's passthrough, `bench/ceiling_async.py` otherwise: the only one "
+        "that calls the API), and ÷ the Node.js sailor, medians of this run. CPU counts the "
+        "whole process, start-up included.",
+        "",
+        "| case | worker | msg/s | ceiling | ÷ ceiling | CPU ÷ ceiling's | ÷ Node.js "
+        "| ceiling ÷ Node.js | ÷ limit |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _against(groups: dict[tuple[str, str], list[Any]], case: str, worker: str, ceiling: str) -> str:
+    ours = groups[(case, worker)]
+    rate = _median(ours, lambda g: g.rate)
+    cpu = _median(ours, lambda g: g.cpu_per_1000)
+
+    def ratio(other: str, value: Callable[[Any], float], mine: float) -> str:
+        theirs = groups.get((case, other))
+        return f"{mine / max(_median(theirs, value), 1e-9):.2f}" if theirs else "–"
+
+    limit = _median(ours, lambda g: g.extra.get("limit", 0.0))
+    theirs = groups.get((case, ceiling))
+    cells = [
+        case,
+        WORKER_NAMES.get(worker, worker),
+        f"{rate:.0f}",
+        WORKER_NAMES[ceiling] if theirs else "–",
+        ratio(ceiling, lambda g: g.rate, rate),
+        ratio(ceiling, lambda g: g.cpu_per_1000, cpu),
+        ratio("node", lambda g: g.rate, rate),
+        ratio("node", lambda g: g.rate, _median(theirs, lambda g: g.rate)) if theirs else "–",
+        f"{rate / limit:.2f}" if limit else "–",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _ratios(results: list[Any]) -> list[str]:
     groups = _group(results)
     lines = ["## Ratios (ours ÷ other, medians of this run)", ""]
@@ -311,6 +369,8 @@ def markdown(results: list[Any], runs: int, machine_line: str = "") -> str:
         *_replicas(results),
         "",
         *_soak(results),
+        "",
+        *_against_ceilings(results),
         "",
         *_ratios(results),
     ]

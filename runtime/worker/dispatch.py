@@ -44,7 +44,7 @@ from runtime.worker.lightweight import Bodies, offload, resolve
 from runtime.worker.outbox import Outbox
 from runtime.worker.publisher import Publisher
 from runtime.worker.settings import Settings
-from runtime.worker.step_state import StepState
+from runtime.worker.step_state import StepState, json_copy
 from runtime.worker.throttle import Throttle
 from runtime.worker.transport import Confirmation, Delivery
 from runtime.worker.wire import dumps, encode, error_envelope
@@ -171,7 +171,7 @@ class EventRouter:
         self._base = base_headers
         self._outbox = outbox
         passthrough = message.passthrough
-        self._original_passthrough = copy.deepcopy(passthrough) if passthrough else {}
+        self._original_passthrough = json_copy(passthrough) if passthrough else {}
 
     def __call__(self, event: Event) -> None:
         block_on(self.route(event))
