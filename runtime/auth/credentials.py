@@ -156,7 +156,7 @@ class Credentials(BaseModel):
 
     # --- derived settings --------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def profile(self) -> ProviderProfile | None:
         return PROFILES.get(self.provider or "")
 
@@ -186,7 +186,7 @@ class Credentials(BaseModel):
     @functools.cached_property
     def can_refresh(self) -> bool:
         # Asked several times a request; a credential never changes (``merged`` makes a
-        # new one, and drops the copied answer).
+        # new one, and drops the copied answers).
         return (
             self.type == "oauth2"
             and not self._missing_for_refresh()
@@ -261,7 +261,8 @@ class Credentials(BaseModel):
             if name not in _RESPONSE_FIELDS and name not in type(self).model_fields
         }
         fresh = self.model_copy(update=update)
-        fresh.__dict__.pop("can_refresh", None)  # model_copy copied the old answer
+        for derived in ("can_refresh", "profile"):  # model_copy copied the old answers
+            fresh.__dict__.pop(derived, None)
         fresh._raw = self._raw
         fresh._nested = self._nested
         fresh._snake = self._snake
