@@ -68,9 +68,9 @@ class Body:
 
     def payload(self, headers: dict[str, str]) -> Any:
         data = self._data
-        if data is None and self._json is None:
-            return None
-        if self._json is not None and data is None:
+        if data is None:
+            if self._json is None:
+                return None
             headers.setdefault("Content-Type", "application/json")
             return orjson.dumps(self._json, option=orjson.OPT_NON_STR_KEYS)
         if isinstance(data, Mapping | list | tuple):

@@ -46,17 +46,13 @@ _PARSED_LIMIT = 256
 _log = get_logger(__name__)
 
 
-def credential_part(cfg: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
-    """The credential's own fields of a step's cfg."""
-    return _picked(cfg, credential_names(fields))
-
-
-def credential_names(fields: Collection[str]) -> tuple[str, ...]:
+def _credential_names(fields: Collection[str]) -> tuple[str, ...]:
     """The names of a credential's fields in a cfg: component.json's, then the tokens'."""
     return (*fields, *(t for t in TOKEN_FIELDS if t not in fields))
 
 
 def _picked(cfg: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The credential's own fields of a step's cfg."""
     return {name: value for name in names if (value := cfg.get(name)) is not None}
 
 
@@ -109,7 +105,7 @@ class Sessions:
         keep: bool = False,
     ) -> None:
         self._fields = tuple(credential_fields)
-        self._names = credential_names(self._fields)
+        self._names = _credential_names(self._fields)
         self._secrets = stores.secrets
         self._held: dict[str, tuple[HeldCredential, Credentials]] = {}
         self._cache = cache

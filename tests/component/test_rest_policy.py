@@ -40,20 +40,18 @@ def test_retry_by_component_is_the_default_and_honours_retry_after(server):
     assert requests_to(server, "/flaky") == 3
 
 
-def test_max_retries_is_the_number_of_calls_in_all_as_on_the_platform(server):
-    events = call({"url": f"{server.url}/status/503?retry_after=0", "maxRetries": "2"})
+@pytest.mark.parametrize(
+    ("max_retries", "calls", "said"),
+    [("2", 2, "gave up after 2 calls"), ("0", 1, "gave up after 1 call")],
+    ids=["the number of calls in all, as on the platform", "zero still makes the call once"],
+)
+def test_max_retries(server, max_retries, calls, said):
+    events = call({"url": f"{server.url}/status/503?retry_after=0", "maxRetries": max_retries})
     assert kinds(events) == ["error", "end"]
     message = events[0].payload["message"]
     assert "answered 503" in message and "as asked" in message
-    assert "gave up after 2 calls" in message
-    assert requests_to(server, "/status/503") == 2
-
-
-def test_max_retries_zero_still_makes_the_call_once(server):
-    events = call({"url": f"{server.url}/status/503?retry_after=0", "maxRetries": "0"})
-    assert kinds(events) == ["error", "end"]
-    assert "gave up after 1 call" in events[0].payload["message"]
-    assert requests_to(server, "/status/503") == 1
+    assert said in message
+    assert requests_to(server, "/status/503") == calls
 
 
 def test_rebound_policy_sends_the_message_back(server):
